@@ -1,0 +1,144 @@
+//! Message decryption as a frame-at-a-time decoder over received bytes. The one-shot API and
+//! the streaming readers drive the same [`MessageDecryptor`]: it checks the commitment and
+//! header tag, locates and authenticates each frame in order, and verifies the footer.
+
+use crate::context;
+use crate::crypto::{self, Hasher, VerifyingKey};
+use crate::encrypt::signature_hash;
+use crate::error::{Error, Result};
+use crate::format::body::{parse_frame, parse_single_block, FrameCipher, FrameRef};
+use crate::format::footer::parse_footer;
+use crate::format::header::{ContentType, ParsedHeader};
+use crate::kdf::derive_keys;
+use crate::materials::DecryptionMaterials;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Decodes the body and footer of one message whose header has been parsed.
+pub struct MessageDecryptor {
+    cipher: Arc<FrameCipher>,
+    content_type: ContentType,
+    next_sequence: u32,
+    verifier: Option<(Box<dyn Hasher>, Arc<dyn VerifyingKey>)>,
+    body_done: bool,
+}
+
+impl MessageDecryptor {
+    /// Check the key commitment and the header tag over `header_bytes` (the header exactly as
+    /// received), then get ready for the body.
+    pub fn new(parsed: &ParsedHeader, header_bytes: &[u8], materials: &DecryptionMaterials) -> Result<Self> {
+        let header = &parsed.header;
+        if materials.suite() != header.suite {
+            return Err(Error::Materials("materials are for another suite".into()));
+        }
+        let data_key = materials
+            .data_key()
+            .ok_or_else(|| Error::Materials("no plaintext data key".into()))?;
+        let derived = derive_keys(header.suite, data_key.as_bytes(), &header.message_id)?;
+        if let (Some(expected), Some(found)) = (derived.commitment, header.commitment) {
+            if !bool::from(expected.ct_eq(&found)) {
+                return Err(Error::CommitmentMismatch);
+            }
+        }
+        let key = crypto::provider().aead_key(&derived.data_key)?;
+        let required = context::serialize_subset(
+            materials.encryption_context(),
+            materials.required_encryption_context_keys(),
+        )?;
+        let header_body = &header_bytes[..parsed.body_len];
+        let auth_ok = if required.is_empty() {
+            key.open_in_place(&header.auth_iv, header_body, &mut [], &header.auth_tag)
+        } else {
+            let mut aad = Vec::with_capacity(header_body.len() + required.len());
+            aad.extend_from_slice(header_body);
+            aad.extend_from_slice(&required);
+            key.open_in_place(&header.auth_iv, &aad, &mut [], &header.auth_tag)
+        };
+        if auth_ok.is_err() {
+            return Err(Error::HeaderAuthentication);
+        }
+        let verifier = match header.suite.signature() {
+            Some(alg) => {
+                let vk = materials
+                    .verifying_key()
+                    .ok_or_else(|| Error::Materials("signed suite without a verification key".into()))?
+                    .clone();
+                let mut hasher = crypto::provider().hasher(signature_hash(alg));
+                hasher.update(&header_bytes[..parsed.total_len]);
+                Some((hasher, vk))
+            }
+            None => None,
+        };
+        Ok(Self {
+            cipher: Arc::new(FrameCipher::new(key, header.message_id.clone(), header.frame_length)),
+            content_type: header.content_type,
+            next_sequence: 1,
+            verifier,
+            body_done: false,
+        })
+    }
+
+    /// The shared frame cipher (for opening frames on other threads).
+    pub fn cipher(&self) -> &Arc<FrameCipher> {
+        &self.cipher
+    }
+
+    /// Whether the message is signed (a footer follows the body).
+    pub fn is_signed(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// Whether the last block of the body has been located.
+    pub fn body_done(&self) -> bool {
+        self.body_done
+    }
+
+    /// Locate the next frame (or the single non-framed block) at the start of `input`,
+    /// check its place in the sequence, and feed its bytes to the signature hash. `Ok(None)`:
+    /// more input is needed. The frame is not yet authenticated: call
+    /// [`FrameCipher::open_frame`] before releasing anything.
+    pub fn next_frame<'a>(&mut self, input: &'a [u8]) -> Result<Option<FrameRef<'a>>> {
+        if self.body_done {
+            return Err(Error::Config("the body has already ended".into()));
+        }
+        let frame = match self.content_type {
+            ContentType::Framed => parse_frame(input, self.cipher.frame_length(), self.next_sequence)?,
+            ContentType::NonFramed => parse_single_block(input)?,
+        };
+        let Some(frame) = frame else {
+            return Ok(None);
+        };
+        if let Some((hasher, _)) = &mut self.verifier {
+            hasher.update(&input[..frame.wire_len]);
+        }
+        self.body_done = frame.is_last();
+        if !self.body_done {
+            self.next_sequence = self
+                .next_sequence
+                .checked_add(1)
+                .ok_or(crate::error::FormatError::TooManyFrames)?;
+        }
+        Ok(Some(frame))
+    }
+
+    /// After the body: parse and verify the footer for signed suites. Returns the footer's
+    /// length (0 for unsigned suites), or `Ok(None)` if more input is needed.
+    pub fn finish(&mut self, input: &[u8]) -> Result<Option<usize>> {
+        if !self.body_done {
+            return Err(Error::Truncated("the body has no final frame"));
+        }
+        let Some((hasher, key)) = self.verifier.take() else {
+            return Ok(Some(0));
+        };
+        match parse_footer(input)? {
+            None => {
+                self.verifier = Some((hasher, key));
+                Ok(None)
+            }
+            Some((signature, len)) => {
+                key.verify_digest(&hasher.finish(), signature)?;
+                Ok(Some(len))
+            }
+        }
+    }
+}

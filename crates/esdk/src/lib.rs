@@ -1,0 +1,42 @@
+//! # esdk
+//!
+//! Envelope encryption in the AWS Encryption SDK message format, byte-compatible with the
+//! official SDKs. This facade re-exports [`esdk_core`] and, one cargo feature each, the
+//! keyring crates:
+//!
+//! | feature | keyring |
+//! |---|---|
+//! | `raw-aes` (default) | [`raw_aes::RawAesKeyring`]: AES-GCM wrapping key in memory |
+//!
+//! ```
+//! use esdk::{Client, DecryptOptions, EncryptOptions, EncryptionContext, MaterialsSource};
+//! use esdk::raw_aes::RawAesKeyring;
+//!
+//! let keyring = RawAesKeyring::new("billing", "2026-key", &[0x42; 32])?;
+//! let source = MaterialsSource::keyring(keyring);
+//! let context: EncryptionContext = [("tenant".to_string(), "acme".to_string())].into();
+//! let client = Client::new();
+//! let sealed = client.encrypt_blocking(
+//!     &source,
+//!     b"invoice 1",
+//!     &EncryptOptions::default().with_encryption_context(context.clone()),
+//! )?;
+//! let opened = client.decrypt_blocking(
+//!     &source,
+//!     &sealed.ciphertext,
+//!     &DecryptOptions::default().with_reproduced_encryption_context(context),
+//! )?;
+//! assert_eq!(opened.plaintext, b"invoice 1");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub use esdk_core::*;
+
+/// The raw AES keyring (feature `raw-aes`).
+#[cfg(feature = "raw-aes")]
+pub mod raw_aes {
+    pub use keyring_raw_aes::RawAesKeyring;
+}
