@@ -1,1 +1,94 @@
-fn main(){}
+//! `cargo xtask`: the project's one entry point for tests, test vectors, interop,
+//! benchmarks, fuzzing and emulator set-up.
+
+mod test;
+mod vectors;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "esdk-rs project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything CI runs: fmt, clippy, all tests (with emulators), every test-vector set.
+    Test,
+    /// Official test vectors.
+    Vectors {
+        #[command(subcommand)]
+        command: VectorsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VectorsCommand {
+    /// Decrypt every vector of one or more decrypt manifests (default: every set under
+    /// ../shared/test-vectors).
+    Decrypt {
+        /// Manifest files (`manifest.json`, or a legacy `ciphertext.manifest`).
+        manifests: Vec<PathBuf>,
+        /// Print every passing vector too.
+        #[arg(long)]
+        verbose: bool,
+    },
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The shared reference folder (`../shared` beside the clone), or `ESDK_SHARED_DIR`.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("ESDK_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("..").join("shared"))
+}
+
+fn vectors_decrypt(manifests: Vec<PathBuf>, verbose: bool) -> Result<vectors::Tally> {
+    let manifests = if manifests.is_empty() {
+        vectors::find_decrypt_manifests(&shared_dir().join("test-vectors"))?
+    } else {
+        manifests
+    };
+    if manifests.is_empty() {
+        bail!("no decrypt manifests found");
+    }
+    let mut total = vectors::Tally::default();
+    for m in &manifests {
+        let tally = vectors::decrypt::run(m, verbose)?;
+        println!("{}: {tally}", m.display());
+        total += tally;
+    }
+    Ok(total)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Test => test::run(),
+        Command::Vectors {
+            command: VectorsCommand::Decrypt { manifests, verbose },
+        } => vectors_decrypt(manifests, verbose).map(|tally| {
+            println!("{tally}");
+            tally.failed == 0
+        }),
+    };
+    match result {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
