@@ -190,11 +190,13 @@ fn load_legacy(doc: &Value, manifest_dir: &Path) -> Result<Vec<DecryptVector>> {
         out.push(DecryptVector {
             id: ct_name.to_owned(),
             ciphertext: set_dir.join(ct_name),
-            plaintext: Some(set_dir.join(
-                case["plaintext"]["filename"]
-                    .as_str()
-                    .ok_or_else(|| anyhow!("case {index}: no plaintext"))?,
-            )),
+            plaintext: Some(
+                set_dir.join(
+                    case["plaintext"]["filename"]
+                        .as_str()
+                        .ok_or_else(|| anyhow!("case {index}: no plaintext"))?,
+                ),
+            ),
             keyrings,
             required_keys: None,
             reproduced: None,
@@ -220,9 +222,10 @@ pub fn run_vector(v: &DecryptVector) -> Result<Result<(), String>> {
     let client = Client::builder()
         .commitment_policy(CommitmentPolicy::RequireEncryptAllowDecrypt)
         .build()?;
-    let mut options = DecryptOptions::default();
-    options.reproduced_encryption_context = v.reproduced.clone();
-    options.unsigned_only = v.unsigned_only;
+    let options = DecryptOptions {
+        reproduced_encryption_context: v.reproduced.clone(),
+        unsigned_only: v.unsigned_only,
+    };
     let message = std::fs::read(&v.ciphertext)
         .with_context(|| format!("reading {}", v.ciphertext.display()))?;
     let result = client.decrypt_blocking(&source, &message, &options);
