@@ -17,7 +17,11 @@ fn ring_frames(key: &LessSafeKey, buf: &mut [u8]) {
         let mut nonce = [0u8; 12];
         nonce[8..].copy_from_slice(&(i as u32 + 1).to_be_bytes());
         let tag = key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(b"aad"), chunk)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(b"aad"),
+                chunk,
+            )
             .unwrap();
         black_box(tag);
     }
@@ -41,17 +45,32 @@ fn bench(c: &mut Criterion) {
         for id in [0x0478u16, 0x0578] {
             let suite = AlgorithmSuite::from_id(id).unwrap();
             let options = EncryptOptions::default().with_suite(suite);
-            group.bench_with_input(BenchmarkId::new("encrypt", format!("{id:#06x}")), &plaintext, |b, pt| {
-                b.iter(|| client.encrypt_blocking(&source, black_box(pt), &options).unwrap())
-            });
-            let message = client.encrypt_blocking(&source, &plaintext, &options).unwrap().ciphertext;
-            group.bench_with_input(BenchmarkId::new("decrypt", format!("{id:#06x}")), &message, |b, m| {
-                b.iter(|| {
-                    client
-                        .decrypt_blocking(&source, black_box(m), &DecryptOptions::default())
-                        .unwrap()
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new("encrypt", format!("{id:#06x}")),
+                &plaintext,
+                |b, pt| {
+                    b.iter(|| {
+                        client
+                            .encrypt_blocking(&source, black_box(pt), &options)
+                            .unwrap()
+                    })
+                },
+            );
+            let message = client
+                .encrypt_blocking(&source, &plaintext, &options)
+                .unwrap()
+                .ciphertext;
+            group.bench_with_input(
+                BenchmarkId::new("decrypt", format!("{id:#06x}")),
+                &message,
+                |b, m| {
+                    b.iter(|| {
+                        client
+                            .decrypt_blocking(&source, black_box(m), &DecryptOptions::default())
+                            .unwrap()
+                    })
+                },
+            );
         }
         group.finish();
     }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's one entry point for tests, test vectors, interop,
 //! benchmarks, fuzzing and emulator set-up.
 
+mod fuzz;
 mod test;
 mod vectors;
 
@@ -19,6 +20,14 @@ struct Cli {
 enum Command {
     /// Everything CI runs: fmt, clippy, all tests (with emulators), every test-vector set.
     Test,
+    /// Run the cargo-fuzz targets (installs cargo-fuzz when missing).
+    Fuzz {
+        /// Targets to run (default: all).
+        targets: Vec<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Official test vectors.
     Vectors {
         #[command(subcommand)]
@@ -76,6 +85,10 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Test => test::run(),
+        Command::Fuzz { targets, seconds } => fuzz::run(targets, seconds).map(|tally| {
+            println!("{tally}");
+            tally.failed == 0
+        }),
         Command::Vectors {
             command: VectorsCommand::Decrypt { manifests, verbose },
         } => vectors_decrypt(manifests, verbose).map(|tally| {
