@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's one entry point for tests, test vectors, interop,
 //! benchmarks, fuzzing and emulator set-up.
 
+mod interop;
 mod test;
 mod vectors;
 
@@ -24,6 +25,8 @@ enum Command {
         #[command(subcommand)]
         command: VectorsCommand,
     },
+    /// Interoperability with the official Python SDK, both directions.
+    Interop(interop::Args),
 }
 
 #[derive(Subcommand)]
@@ -34,6 +37,17 @@ enum VectorsCommand {
         /// Manifest files (`manifest.json`, or a legacy `ciphertext.manifest`).
         manifests: Vec<PathBuf>,
         /// Print every passing vector too.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Run an `awses-encrypt` manifest and write an `awses-decrypt` manifest from it.
+    Encrypt {
+        /// The encrypt manifest (its `keys` URI is resolved beside it).
+        manifest: PathBuf,
+        /// Output folder (created; an earlier output there is replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print every encrypted scenario too.
         #[arg(long)]
         verbose: bool,
     },
@@ -82,6 +96,18 @@ fn main() {
             println!("{tally}");
             tally.failed == 0
         }),
+        Command::Vectors {
+            command:
+                VectorsCommand::Encrypt {
+                    manifest,
+                    out,
+                    verbose,
+                },
+        } => vectors::encrypt::run(&manifest, &out, verbose).map(|tally| {
+            println!("{tally}");
+            tally.failed == 0
+        }),
+        Command::Interop(args) => interop::run(&args),
     };
     match result {
         Ok(true) => {}
