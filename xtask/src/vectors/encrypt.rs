@@ -579,3 +579,168 @@ fn resolve(dir: &Path, uri: &str) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("unsupported URI scheme in {uri:?}: only file:// is allowed"))?;
     Ok(dir.join(rest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vectors::decrypt::{load_manifest, run_vector};
+
+    const PRIVATE_PEM: &str =
+        include_str!("../../../crates/keyring-raw-rsa/tests/keys/rsa-2048.pk8.pem");
+    const PUBLIC_PEM: &str =
+        include_str!("../../../crates/keyring-raw-rsa/tests/keys/rsa-2048.spki.pem");
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "esdk-rs-encrypt-{tag}-{}-{:?}",
+                std::process::id(),
+                std::time::SystemTime::now()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn aes(name: &str) -> Value {
+        json!({"type": "raw", "key": name, "provider-id": "ns-aes", "encryption-algorithm": "aes"})
+    }
+
+    fn rsa(half: &str) -> Value {
+        json!({"type": "raw", "key": format!("rsa-{half}"), "provider-id": "ns-rsa",
+               "encryption-algorithm": "rsa", "padding-algorithm": "oaep-mgf1", "padding-hash": "sha256"})
+    }
+
+    fn scenario(
+        suite: &str,
+        frame: u32,
+        enc: Value,
+        dec: Value,
+        ctx: Value,
+        reproduced: Value,
+    ) -> Value {
+        json!({"encryption-scenario": {
+            "type": "positive-esdk", "plaintext": "small", "description": "test",
+            "algorithmSuiteId": suite, "frame-size": frame,
+            "encryptKeyDescription": enc, "decryptKeyDescription": dec,
+            "encryption-context": ctx, "reproduced-encryption-context": reproduced}})
+    }
+
+    fn write_manifest(dir: &Path, tests: Value) -> PathBuf {
+        let key = |bytes: u8, n: usize| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(vec![bytes; n])
+        };
+        let keys = json!({"manifest": {"type": "keys", "version": 3}, "keys": {
+            "aes-128": {"type": "symmetric", "key-id": "aes-128", "encoding": "base64", "material": key(1, 16)},
+            "aes-256": {"type": "symmetric", "key-id": "aes-256", "encoding": "base64", "material": key(2, 32)},
+            "unused": {"type": "symmetric", "key-id": "unused", "encoding": "base64", "material": key(3, 32)},
+            "rsa-private": {"type": "private", "key-id": "rsa", "encoding": "pem", "material": PRIVATE_PEM},
+            "rsa-public": {"type": "public", "key-id": "rsa", "encoding": "pem", "material": PUBLIC_PEM,
+                           "decrypt": false},
+        }});
+        std::fs::write(dir.join("keys.json"), keys.to_string()).unwrap();
+        let manifest = json!({"manifest": {"type": "awses-encrypt", "version": 5},
+            "keys": "file://keys.json", "plaintexts": {"small": 1000}, "tests": tests});
+        let path = dir.join("encrypt-manifest.json");
+        std::fs::write(&path, manifest.to_string()).unwrap();
+        path
+    }
+
+    fn decrypt_all(out: &Path) -> usize {
+        let vectors = load_manifest(&out.join("manifest.json")).unwrap();
+        for v in &vectors {
+            match run_vector(v) {
+                Ok(Ok(())) => {}
+                other => panic!("{}: {other:?}", v.id),
+            }
+        }
+        vectors.len()
+    }
+
+    #[test]
+    fn writes_a_v4_decrypt_manifest_that_our_runner_decrypts() {
+        let tmp = TempDir::new("v4");
+        let multi = json!({"type": "multi-keyring", "generator": aes("aes-128"), "childKeyrings": [rsa("public")]});
+        let multi_dec = json!({"type": "multi-keyring", "generator": aes("aes-128"), "childKeyrings": [rsa("private")]});
+        let required = json!({"type": "required-encryption-context-cmm", "underlying": aes("aes-256"),
+                              "requiredEncryptionContextKeys": ["a"]});
+        let ecdh = json!({"type": "raw-ecdh", "sender": "x", "recipient": "y"});
+        let manifest = write_manifest(
+            &tmp.0,
+            json!({
+                "aes": scenario("0478", 512, aes("aes-256"), aes("aes-256"), json!({}), json!({})),
+                "rsa": scenario("0014", 100, rsa("public"), rsa("private"), json!({"k": "v"}), json!({})),
+                "multi": scenario("0578", 64, multi, multi_dec, json!({}), json!({})),
+                "required": scenario("0146", 512, required.clone(), required, json!({"a": "1", "b": "2"}), json!({"a": "1"})),
+                "ecdh": scenario("0478", 512, ecdh.clone(), ecdh, json!({}), json!({})),
+                "unframed": scenario("0478", 0, aes("aes-256"), aes("aes-256"), json!({}), json!({})),
+            }),
+        );
+        let out = tmp.0.join("out");
+        let tally = run(&manifest, &out, false).unwrap();
+        assert_eq!((tally.passed, tally.failed, tally.skipped), (4, 0, 2));
+        let written: Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(written["manifest"]["version"], 4);
+        assert_eq!(
+            written["tests"]["required"]["cmm"],
+            "RequiredEncryptionContext"
+        );
+        assert_eq!(
+            written["tests"]["required"]["encryption-context"],
+            json!({"a": "1"})
+        );
+        assert_eq!(
+            written["tests"]["multi"]["master-keys"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            written["tests"]["rsa"]["master-keys"][0]["key"],
+            "rsa-private"
+        );
+        let keys: Value =
+            serde_json::from_slice(&std::fs::read(out.join("keys.json")).unwrap()).unwrap();
+        let names: Vec<_> = keys["keys"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(names, ["aes-128", "aes-256", "rsa-private", "rsa-public"]);
+        assert_eq!(decrypt_all(&out), 4);
+        // Running again into our own output replaces it.
+        assert_eq!(run(&manifest, &out, false).unwrap().passed, 4);
+        assert_eq!(decrypt_all(&out), 4);
+    }
+
+    #[test]
+    fn writes_v2_when_no_cmm_or_reproduced_context_is_needed_and_guards_foreign_folders() {
+        let tmp = TempDir::new("v2");
+        let manifest = write_manifest(
+            &tmp.0,
+            json!({
+                "aes": scenario("0078", 4096, aes("aes-256"), aes("aes-256"), json!({"x": "y"}), json!({})),
+            }),
+        );
+        let out = tmp.0.join("out");
+        assert_eq!(run(&manifest, &out, false).unwrap().passed, 1);
+        let written: Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(written["manifest"]["version"], 2);
+        assert!(written["tests"]["aes"].get("cmm").is_none());
+        assert_eq!(decrypt_all(&out), 1);
+        // A non-empty folder that is not ours is refused.
+        let foreign = tmp.0.join("foreign");
+        std::fs::create_dir_all(&foreign).unwrap();
+        std::fs::write(foreign.join("notes.txt"), "keep me").unwrap();
+        assert!(run(&manifest, &foreign, false).is_err());
+        assert!(foreign.join("notes.txt").exists());
+    }
+}
