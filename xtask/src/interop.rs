@@ -21,7 +21,7 @@ use std::process::Command;
 use std::time::Instant;
 
 /// Options of `cargo xtask interop`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Default)]
 pub struct Args {
     /// Python interpreter that creates the virtual environment (default: $ESDK_INTEROP_PYTHON,
     /// else python3).
