@@ -13,9 +13,9 @@ const FRAME: usize = 4096;
 
 /// The limit: AES-256-GCM seal of every 4096-byte frame in place, with a per-frame nonce.
 fn ring_frames(key: &LessSafeKey, buf: &mut [u8]) {
-    for (i, chunk) in buf.chunks_mut(FRAME).enumerate() {
+    for (seq, chunk) in (1u32..).zip(buf.chunks_mut(FRAME)) {
         let mut nonce = [0u8; 12];
-        nonce[8..].copy_from_slice(&(i as u32 + 1).to_be_bytes());
+        nonce[8..].copy_from_slice(&seq.to_be_bytes());
         let tag = key
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
@@ -23,7 +23,7 @@ fn ring_frames(key: &LessSafeKey, buf: &mut [u8]) {
                 chunk,
             )
             .unwrap();
-        black_box(tag);
+        let _ = black_box(tag);
     }
 }
 

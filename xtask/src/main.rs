@@ -2,6 +2,7 @@
 //! benchmarks, fuzzing and emulator set-up.
 
 mod fuzz;
+mod interop;
 mod test;
 mod vectors;
 
@@ -33,6 +34,8 @@ enum Command {
         #[command(subcommand)]
         command: VectorsCommand,
     },
+    /// Interoperability with the official Python SDK, both directions.
+    Interop(interop::Args),
 }
 
 #[derive(Subcommand)]
@@ -43,6 +46,17 @@ enum VectorsCommand {
         /// Manifest files (`manifest.json`, or a legacy `ciphertext.manifest`).
         manifests: Vec<PathBuf>,
         /// Print every passing vector too.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Run an `awses-encrypt` manifest and write an `awses-decrypt` manifest from it.
+    Encrypt {
+        /// The encrypt manifest (its `keys` URI is resolved beside it).
+        manifest: PathBuf,
+        /// Output folder (created; an earlier output there is replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print every encrypted scenario too.
         #[arg(long)]
         verbose: bool,
     },
@@ -95,6 +109,18 @@ fn main() {
             println!("{tally}");
             tally.failed == 0
         }),
+        Command::Vectors {
+            command:
+                VectorsCommand::Encrypt {
+                    manifest,
+                    out,
+                    verbose,
+                },
+        } => vectors::encrypt::run(&manifest, &out, verbose).map(|tally| {
+            println!("{tally}");
+            tally.failed == 0
+        }),
+        Command::Interop(args) => interop::run(&args),
     };
     match result {
         Ok(true) => {}

@@ -7,6 +7,11 @@
 //! | feature | keyring |
 //! |---|---|
 //! | `raw-aes` (default) | [`raw_aes::RawAesKeyring`]: AES-GCM wrapping key in memory |
+//! | `raw-rsa` (default) | [`raw_rsa::RawRsaKeyring`]: RSA-OAEP (or PKCS#1 v1.5, for compatibility) with keys in memory; encrypt-only from a public key |
+//! | `multi` (default) | [`multi::MultiKeyring`]: a generator plus child keyrings of any kind |
+//!
+//! The required-encryption-context CMM ([`RequiredEncryptionContextCmm`]) is part of the core
+//! and needs no feature.
 //!
 //! ```
 //! use esdk::{Client, DecryptOptions, EncryptOptions, EncryptionContext, MaterialsSource};
@@ -39,4 +44,18 @@ pub use esdk_core::*;
 #[cfg(feature = "raw-aes")]
 pub mod raw_aes {
     pub use keyring_raw_aes::RawAesKeyring;
+}
+
+/// The raw RSA keyring, its keys and padding schemes (feature `raw-rsa`).
+#[cfg(feature = "raw-rsa")]
+pub mod raw_rsa {
+    pub use keyring_raw_rsa::{
+        KeyKind, Padding, RawRsaError, RawRsaKeyring, RsaPrivateKey, RsaPublicKey, MAX_DATA_KEY_LEN,
+    };
+}
+
+/// The multi-keyring (feature `multi`).
+#[cfg(feature = "multi")]
+pub mod multi {
+    pub use keyring_multi::{MultiKeyring, MultiKeyringBuilder};
 }

@@ -1,6 +1,7 @@
 //! The official test-vector runners.
 
 pub mod decrypt;
+pub mod encrypt;
 pub mod keys;
 
 use std::fmt;
