@@ -53,7 +53,8 @@ impl SoftHsm {
     /// Install SoftHSM2 if needed, create a token in a new temporary directory and import the
     /// test keys.
     pub fn setup() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("esdk-softhsm-{}-{}", std::process::id(), nanos()));
+        let dir =
+            std::env::temp_dir().join(format!("esdk-softhsm-{}-{}", std::process::id(), nanos()));
         Self::setup_in(dir, false)
     }
 
@@ -62,12 +63,20 @@ impl SoftHsm {
     pub fn setup_in(dir: PathBuf, keep: bool) -> Result<Self> {
         ensure_installed()?;
         if dir.exists() {
-            return Err(format!("{} already exists; pick a new directory", dir.display()));
+            return Err(format!(
+                "{} already exists; pick a new directory",
+                dir.display()
+            ));
         }
         let tokens = dir.join("tokens");
-        std::fs::create_dir_all(&tokens).map_err(|e| format!("creating {}: {e}", tokens.display()))?;
+        std::fs::create_dir_all(&tokens)
+            .map_err(|e| format!("creating {}: {e}", tokens.display()))?;
         // From here on the guard owns the directory, so a failure below cleans it up.
-        let mut hsm = Self { dir, keep, env: Vec::new() };
+        let mut hsm = Self {
+            dir,
+            keep,
+            env: Vec::new(),
+        };
         let conf = hsm.dir.join("softhsm2.conf");
         std::fs::write(
             &conf,
@@ -82,18 +91,37 @@ impl SoftHsm {
         let so_pin = hex(&random_bytes(6)?);
         let util = |args: &[&str]| run_tool("softhsm2-util", args, &conf);
         util(&[
-            "--init-token", "--free", "--label", TOKEN_LABEL, "--pin", &pin, "--so-pin", &so_pin,
+            "--init-token",
+            "--free",
+            "--label",
+            TOKEN_LABEL,
+            "--pin",
+            &pin,
+            "--so-pin",
+            &so_pin,
         ])?;
 
         let aes256 = random_bytes(32)?;
         let aes128 = random_bytes(16)?;
-        for (label, id, key) in [(AES256_LABEL, "a256", &aes256), (AES128_LABEL, "a128", &aes128)] {
+        for (label, id, key) in [
+            (AES256_LABEL, "a256", &aes256),
+            (AES128_LABEL, "a128", &aes128),
+        ] {
             let file = hsm.dir.join(format!("{label}.bin"));
             std::fs::write(&file, key).map_err(|e| format!("writing {}: {e}", file.display()))?;
             let file = file.display().to_string();
             util(&[
-                "--import", &file, "--aes", "--token", TOKEN_LABEL, "--label", label, "--id", id,
-                "--pin", &pin,
+                "--import",
+                &file,
+                "--aes",
+                "--token",
+                TOKEN_LABEL,
+                "--label",
+                label,
+                "--id",
+                id,
+                "--pin",
+                &pin,
             ])?;
         }
 
@@ -101,12 +129,28 @@ impl SoftHsm {
         let pem_s = pem.display().to_string();
         run_tool(
             "openssl",
-            &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &pem_s],
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                &pem_s,
+            ],
             &conf,
         )?;
         util(&[
-            "--import", &pem_s, "--token", TOKEN_LABEL, "--label", RSA_LABEL, "--id", "52",
-            "--pin", &pin,
+            "--import",
+            &pem_s,
+            "--token",
+            TOKEN_LABEL,
+            "--label",
+            RSA_LABEL,
+            "--id",
+            "52",
+            "--pin",
+            &pin,
         ])?;
 
         hsm.env = vec![
@@ -193,7 +237,10 @@ pub fn cli(args: &[String]) -> ExitCode {
                 for (k, v) in hsm.env() {
                     println!("export {k}='{v}'");
                 }
-                eprintln!("# token kept; remove it with: rm -rf '{}'", hsm.dir().display());
+                eprintln!(
+                    "# token kept; remove it with: rm -rf '{}'",
+                    hsm.dir().display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -246,16 +293,24 @@ fn ensure_installed() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask softhsm: installing {} with apt-get", missing.join(" "));
+    eprintln!(
+        "xtask softhsm: installing {} with apt-get",
+        missing.join(" ")
+    );
     let status = |cmd: &mut Command, what: &str| -> Result<()> {
         let s = cmd.status().map_err(|e| format!("{what}: {e}"))?;
         if s.success() {
             Ok(())
         } else {
-            Err(format!("{what} failed ({s}); SoftHSM2 is installed as root with apt-get"))
+            Err(format!(
+                "{what} failed ({s}); SoftHSM2 is installed as root with apt-get"
+            ))
         }
     };
-    status(Command::new("apt-get").args(["update", "-q"]), "apt-get update")?;
+    status(
+        Command::new("apt-get").args(["update", "-q"]),
+        "apt-get update",
+    )?;
     status(
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])
@@ -264,7 +319,9 @@ fn ensure_installed() -> Result<()> {
         "apt-get install",
     )?;
     if !Path::new(SOFTHSM_MODULE).exists() {
-        return Err(format!("softhsm2 installed but {SOFTHSM_MODULE} is still missing"));
+        return Err(format!(
+            "softhsm2 installed but {SOFTHSM_MODULE} is still missing"
+        ));
     }
     Ok(())
 }
@@ -315,10 +372,12 @@ fn random_bytes(n: usize) -> Result<Vec<u8>> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn nanos() -> u128 {
