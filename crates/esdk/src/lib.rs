@@ -7,6 +7,7 @@
 //! | feature | keyring |
 //! |---|---|
 //! | `raw-aes` (default) | [`raw_aes::RawAesKeyring`]: AES-GCM wrapping key in memory |
+//! | `pkcs11` | `pkcs11::HsmAesKeyring`, `pkcs11::HsmRsaKeyring`: keys held in an HSM (PKCS#11) |
 //!
 //! ```
 //! use esdk::{Client, DecryptOptions, EncryptOptions, EncryptionContext, MaterialsSource};
@@ -39,4 +40,11 @@ pub use esdk_core::*;
 #[cfg(feature = "raw-aes")]
 pub mod raw_aes {
     pub use keyring_raw_aes::RawAesKeyring;
+}
+
+/// Keyrings whose wrapping keys stay in an HSM or other PKCS#11 token (feature `pkcs11`):
+/// the `keyring-pkcs11-hsm` crate. See `examples/pkcs11.rs`.
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11 {
+    pub use keyring_pkcs11_hsm::*;
 }
