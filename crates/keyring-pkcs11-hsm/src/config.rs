@@ -163,3 +163,38 @@ impl Pkcs11Config {
         &self.module
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_never_show_in_debug() {
+        let config = Pkcs11Config::new(
+            "/m.so",
+            TokenSelector::Label("t".into()),
+            PinSource::Secret(Pin::new("s3cr3t-pin")),
+        );
+        let text = format!("{config:?}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("REDACTED"), "{text}");
+        let env = Pkcs11Config::with_label_and_pin_env("/m.so", "t", "MY_PIN_VAR");
+        assert!(format!("{env:?}").contains("MY_PIN_VAR"));
+    }
+
+    #[test]
+    fn pin_from_a_missing_variable_is_a_typed_error() {
+        let var = "KEYRING_PKCS11_HSM_UNIT_TEST_UNSET_VARIABLE";
+        match PinSource::EnvVar(var.into()).resolve() {
+            Err(Pkcs11Error::PinEnvVarMissing { var: v }) => assert_eq!(v, var),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            PinSource::Secret(Pin::new("1234"))
+                .resolve()
+                .unwrap()
+                .expose(),
+            "1234"
+        );
+    }
+}

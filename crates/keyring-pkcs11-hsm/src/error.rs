@@ -285,3 +285,88 @@ pub(crate) fn is_mechanism_refusal(e: &CkError) -> bool {
         )
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ck(rv: RvError, f: Function) -> CkError {
+        CkError::Pkcs11(rv, f)
+    }
+
+    #[test]
+    fn session_faults_are_classified_for_recovery() {
+        for rv in [
+            RvError::SessionClosed,
+            RvError::SessionHandleInvalid,
+            RvError::DeviceRemoved,
+        ] {
+            assert_eq!(
+                recovery_for(&ck(rv, Function::Decrypt)),
+                Recovery::NewSession
+            );
+        }
+        assert_eq!(
+            recovery_for(&ck(RvError::CryptokiNotInitialized, Function::EncryptInit)),
+            Recovery::Reinitialize
+        );
+        for rv in [RvError::UserNotLoggedIn, RvError::KeyHandleInvalid] {
+            assert_eq!(
+                recovery_for(&ck(rv, Function::EncryptInit)),
+                Recovery::Relogin
+            );
+        }
+        // A bad GCM tag (SoftHSM2: CKR_GENERAL_ERROR) is not a session fault.
+        assert_eq!(
+            recovery_for(&ck(RvError::GeneralError, Function::Decrypt)),
+            Recovery::None
+        );
+        assert_eq!(recovery_for(&CkError::NotSupported), Recovery::None);
+    }
+
+    #[test]
+    fn mechanism_refusals_only_at_init() {
+        assert!(is_mechanism_refusal(&ck(
+            RvError::ArgumentsBad,
+            Function::DecryptInit
+        )));
+        assert!(is_mechanism_refusal(&ck(
+            RvError::MechanismInvalid,
+            Function::EncryptInit
+        )));
+        assert!(!is_mechanism_refusal(&ck(
+            RvError::ArgumentsBad,
+            Function::Decrypt
+        )));
+        assert!(!is_mechanism_refusal(&ck(
+            RvError::GeneralError,
+            Function::DecryptInit
+        )));
+    }
+
+    #[test]
+    fn keyring_errors_carry_the_typed_fault() {
+        let e = Pkcs11Error::WrongPin { token: "t".into() }.into_keyring_error("some keyring");
+        assert!(
+            e.to_string()
+                .starts_with("some keyring: login to token \"t\" failed: wrong PIN"),
+            "{e}"
+        );
+        assert!(matches!(
+            Pkcs11Error::from_keyring_error(&e),
+            Some(Pkcs11Error::WrongPin { .. })
+        ));
+        let other = KeyringError::new("k", KeyringFailure::NoDataKey);
+        assert!(Pkcs11Error::from_keyring_error(&other).is_none());
+        let e = Pkcs11Error::KeyNotFound {
+            token: "t".into(),
+            label: "l".into(),
+            id: Some(vec![0xa1, 0x02]),
+            class: "AES secret key",
+        };
+        assert_eq!(
+            e.to_string(),
+            "no AES secret key labelled \"l\" with id a102 in token \"t\""
+        );
+    }
+}

@@ -118,6 +118,11 @@ impl SessionPool {
         std::mem::take(&mut self.lock().idle)
     }
 
+    /// Release the slot of a lent session if the holder unwinds before returning it.
+    pub(crate) fn guard(&self) -> SlotGuard<'_> {
+        SlotGuard(self)
+    }
+
     pub(crate) fn stats(&self, logins: u64) -> SessionStats {
         let state = self.lock();
         SessionStats {
@@ -128,5 +133,22 @@ impl SessionPool {
             waits: state.waits,
             logins,
         }
+    }
+}
+
+/// Armed while a session is lent: if the borrower panics, the unwinding drops (closes) the
+/// session and this gives its slot back, so the pool never shrinks.
+pub(crate) struct SlotGuard<'a>(&'a SessionPool);
+
+impl SlotGuard<'_> {
+    /// The session came back normally.
+    pub(crate) fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.0.release_slot();
     }
 }

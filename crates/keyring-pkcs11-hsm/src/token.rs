@@ -225,7 +225,10 @@ impl TokenInner {
         let mut last = None;
         for _attempt in 0..2 {
             let mut session = self.checkout()?;
-            let (error, what) = match op(&mut session) {
+            let guard = self.pool.guard();
+            let outcome = op(&mut session);
+            guard.disarm();
+            let (error, what) = match outcome {
                 Ok(value) => {
                     self.pool.put_back(session);
                     return Ok(value);

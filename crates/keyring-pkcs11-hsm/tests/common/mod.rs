@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use keyring_pkcs11_hsm::{Pin, PinSource, Pkcs11Config, Pkcs11Token, TokenSelector};
+use std::io::Write as _;
 use std::path::PathBuf;
 
 /// The token and key material the set-up created.
@@ -45,7 +46,9 @@ pub fn env() -> Option<Env> {
                  them with `cargo xtask softhsm -- cargo test -p keyring-pkcs11-hsm` (or `cargo xtask test`)"
             );
         }
-        eprintln!(
+        // Straight to stderr: the test harness captures eprintln! of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!!!!! SKIP: ESDK_PKCS11_MODULE is not set, so this PKCS#11 test did NOT run.\n\
              !!!!!! Run: cargo xtask softhsm -- cargo test -p keyring-pkcs11-hsm\n"
         );
