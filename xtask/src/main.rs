@@ -3,6 +3,7 @@
 
 mod fuzz;
 mod interop;
+mod softhsm;
 mod test;
 mod vectors;
 
@@ -36,6 +37,14 @@ enum Command {
     },
     /// Interoperability with the official Python SDK, both directions.
     Interop(interop::Args),
+    /// Set up a SoftHSM2 token: `cargo xtask softhsm [--dir DIR] [-- COMMAND ARGS...]` runs
+    /// COMMAND with the token's environment, then removes the token; without a command it
+    /// keeps the token and prints `export` lines.
+    Softhsm {
+        /// Options and the command, passed through.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,9 +104,10 @@ fn vectors_decrypt(manifests: Vec<PathBuf>, verbose: bool) -> Result<vectors::Ta
     Ok(total)
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Softhsm { args } => return softhsm::cli(&args),
         Command::Test => test::run(),
         Command::Fuzz { targets, seconds } => fuzz::run(targets, seconds).map(|tally| {
             println!("{tally}");
@@ -123,11 +133,11 @@ fn main() {
         Command::Interop(args) => interop::run(&args),
     };
     match result {
-        Ok(true) => {}
-        Ok(false) => std::process::exit(1),
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::exit(2);
+            std::process::ExitCode::from(2)
         }
     }
 }

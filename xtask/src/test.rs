@@ -1,7 +1,8 @@
 //! `cargo xtask test`: every check CI runs, in order, with emulator set-up around the tests.
 
-use crate::{shared_dir, vectors_decrypt, workspace_root};
-use anyhow::{Context, Result};
+use crate::softhsm::SoftHsm;
+use crate::{interop, shared_dir, vectors, vectors_decrypt, workspace_root};
+use anyhow::{anyhow, Context, Result};
 use std::process::Command;
 
 /// One step's outcome.
@@ -10,15 +11,19 @@ struct Step {
     ok: bool,
 }
 
-fn cargo(args: &[&str]) -> Result<bool> {
+fn cargo_command(args: &[&str]) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     println!("==> cargo {}", args.join(" "));
-    let status = Command::new(cargo)
-        .args(args)
-        .current_dir(workspace_root())
+    let mut cmd = Command::new(cargo);
+    cmd.args(args).current_dir(workspace_root());
+    cmd
+}
+
+fn status(mut cmd: Command) -> Result<bool> {
+    Ok(cmd
         .status()
-        .with_context(|| format!("running cargo {}", args.join(" ")))?;
-    Ok(status.success())
+        .with_context(|| format!("running {cmd:?}"))?
+        .success())
 }
 
 /// Run everything; `Ok(false)` if any step failed.
@@ -26,32 +31,69 @@ pub fn run() -> Result<bool> {
     let mut steps = Vec::new();
     steps.push(Step {
         name: "cargo fmt --check",
-        ok: cargo(&["fmt", "--all", "--", "--check"])?,
+        ok: status(cargo_command(&["fmt", "--all", "--", "--check"]))?,
     });
     steps.push(Step {
         name: "cargo clippy -D warnings",
-        ok: cargo(&[
+        ok: status(cargo_command(&[
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
-        ])?,
+        ]))?,
     });
+
+    // Emulators live exactly as long as the test run: the token directory is removed when
+    // the guard drops, even if a step fails.
+    println!("==> SoftHSM2 token set-up");
+    let hsm = SoftHsm::setup().map_err(|e| anyhow!("SoftHSM2 set-up: {e}"))?;
+    let mut tests = cargo_command(&["test", "--workspace", "--all-features"]);
+    hsm.apply(&mut tests);
     steps.push(Step {
-        name: "cargo test --workspace",
-        ok: cargo(&["test", "--workspace"])?,
+        name: "cargo test --workspace --all-features (SoftHSM2)",
+        ok: status(tests)?,
     });
+    drop(hsm);
+
     println!(
         "==> vectors decrypt (every set under {})",
         shared_dir().join("test-vectors").display()
     );
     let tally = vectors_decrypt(Vec::new(), false)?;
-    println!("vectors: {tally}");
+    println!("vectors decrypt: {tally}");
     steps.push(Step {
-        name: "vectors decrypt",
-        ok: tally.failed == 0,
+        name: "vectors decrypt (official sets)",
+        ok: tally.failed == 0 && tally.skipped == 0,
+    });
+
+    let out = workspace_root()
+        .join("target")
+        .join("xtask-encrypt-vectors");
+    let manifest = shared_dir()
+        .join("test-vectors")
+        .join("encrypt-manifests")
+        .join("aws-encryption-sdk-dafny-4.1.0")
+        .join("encrypt-manifest.json");
+    println!(
+        "==> vectors encrypt {} --out {}",
+        manifest.display(),
+        out.display()
+    );
+    let encrypted = vectors::encrypt::run(&manifest, &out, false)?;
+    println!("vectors encrypt: {encrypted}");
+    let decrypted = vectors_decrypt(vec![out.join("manifest.json")], false)?;
+    println!("vectors decrypt (our encrypt output): {decrypted}");
+    steps.push(Step {
+        name: "vectors encrypt, then decrypt our output",
+        ok: encrypted.failed == 0 && decrypted.failed == 0 && decrypted.skipped == 0,
+    });
+
+    steps.push(Step {
+        name: "interop with the official Python SDK",
+        ok: interop::run(&interop::Args::default())?,
     });
 
     println!("\n==> summary");

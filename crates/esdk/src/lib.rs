@@ -12,6 +12,7 @@
 //!
 //! The required-encryption-context CMM ([`RequiredEncryptionContextCmm`]) is part of the core
 //! and needs no feature.
+//! | `pkcs11` | `pkcs11::HsmAesKeyring`, `pkcs11::HsmRsaKeyring`: keys held in an HSM (PKCS#11) |
 //!
 //! ```
 //! use esdk::{Client, DecryptOptions, EncryptOptions, EncryptionContext, MaterialsSource};
@@ -58,4 +59,11 @@ pub mod raw_rsa {
 #[cfg(feature = "multi")]
 pub mod multi {
     pub use keyring_multi::{MultiKeyring, MultiKeyringBuilder};
+}
+
+/// Keyrings whose wrapping keys stay in an HSM or other PKCS#11 token (feature `pkcs11`):
+/// the `keyring-pkcs11-hsm` crate. See `examples/pkcs11.rs`.
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11 {
+    pub use keyring_pkcs11_hsm::*;
 }

@@ -1,0 +1,283 @@
+//! RSA mode against SoftHSM2: round trips with OAEP-SHA1 and PKCS#1 v1.5, EDKs checked with
+//! the `rsa` crate holding the known private key (both directions), and the padding
+//! SoftHSM2 2.6 lacks reported as such.
+
+mod common;
+
+use esdk_core::{
+    AlgorithmSuite, Client, DecryptOptions, DecryptionMaterials, EncryptOptions, EncryptedDataKey,
+    EncryptionContext, EncryptionMaterials, Keyring, KeyringFailure, MaterialsSource,
+};
+use keyring_pkcs11_hsm::{HsmRsaKeyring, Pkcs11Error, Pkcs11Token, RsaKeyConfig, RsaPadding};
+use rsa::pkcs8::{EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+
+const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+
+fn context() -> EncryptionContext {
+    [("app".to_string(), "rsa-test".to_string())]
+        .into_iter()
+        .collect()
+}
+
+fn keyring(token: &Pkcs11Token, label: &str, padding: RsaPadding) -> HsmRsaKeyring {
+    HsmRsaKeyring::new(
+        token,
+        RsaKeyConfig::new("hsm-rsa", "rsa-key", padding).private_key_label(label),
+    )
+    .unwrap_or_else(|e| panic!("{padding:?}: {e}"))
+}
+
+/// Decrypt with the known private key in software.
+fn software_decrypt(key: &rsa::PrivateKey, padding: RsaPadding, ciphertext: &[u8]) -> Vec<u8> {
+    match padding {
+        RsaPadding::OaepSha1 => key.oaep_decrypt::<sha1::Sha1>(ciphertext).unwrap(),
+        RsaPadding::Pkcs1v15 => key.pkcs1v15_decrypt(ciphertext).unwrap(),
+        other => panic!("not used here: {other:?}"),
+    }
+}
+
+fn software_encrypt(key: &rsa::PublicKey, padding: RsaPadding, plaintext: &[u8]) -> Vec<u8> {
+    match padding {
+        RsaPadding::OaepSha1 => key.oaep_encrypt::<sha1::Sha1>(plaintext).unwrap(),
+        RsaPadding::Pkcs1v15 => key.pkcs1v15_encrypt(plaintext).unwrap(),
+        other => panic!("not used here: {other:?}"),
+    }
+}
+
+#[test]
+fn round_trips_with_oaep_sha1_and_pkcs1() {
+    let Some(env) = common::env() else { return };
+    let token = env.token(2);
+    let client = Client::new();
+    for padding in [RsaPadding::OaepSha1, RsaPadding::Pkcs1v15] {
+        let k = keyring(&token, &env.rsa_label, padding);
+        assert!(k.can_encrypt() && k.can_decrypt());
+        let source = MaterialsSource::keyring(k);
+        let sealed = client
+            .encrypt_blocking(
+                &source,
+                b"rsa in the token",
+                &EncryptOptions::default().with_encryption_context(context()),
+            )
+            .unwrap();
+        let edk = &sealed.header.encrypted_data_keys[0];
+        assert_eq!(edk.provider_id, "hsm-rsa");
+        assert_eq!(edk.provider_info, b"rsa-key");
+        assert_eq!(edk.ciphertext.len(), 256, "raw RSA-2048 output");
+        let opened = client
+            .decrypt_blocking(&source, &sealed.ciphertext, &DecryptOptions::default())
+            .unwrap();
+        assert_eq!(opened.plaintext, b"rsa in the token");
+    }
+}
+
+#[test]
+fn edks_match_software_rsa_with_the_known_key_both_ways() {
+    let Some(env) = common::env() else { return };
+    let token = env.token(2);
+    let private = env.rsa_private_key();
+    let public = private.to_public_key();
+    for padding in [RsaPadding::OaepSha1, RsaPadding::Pkcs1v15] {
+        let k = keyring(&token, &env.rsa_label, padding);
+        // HSM keyring -> software private key.
+        let m =
+            pollster::block_on(k.on_encrypt(&EncryptionMaterials::new(SUITE, context()))).unwrap();
+        let edk = &m.encrypted_data_keys()[0];
+        assert_eq!(
+            software_decrypt(&private, padding, &edk.ciphertext),
+            m.data_key().unwrap().as_bytes(),
+            "{padding:?}"
+        );
+        // Software public key -> the token unwraps.
+        let data_key = [0x42u8; 32];
+        let edk = EncryptedDataKey::new(
+            "hsm-rsa",
+            b"rsa-key".to_vec(),
+            software_encrypt(&public, padding, &data_key),
+        );
+        let d =
+            pollster::block_on(k.on_decrypt(&DecryptionMaterials::new(SUITE, context()), &[edk]))
+                .unwrap();
+        assert_eq!(d.data_key().unwrap().as_bytes(), data_key, "{padding:?}");
+    }
+}
+
+#[test]
+fn oaep_with_sha2_is_reported_as_unsupported_by_softhsm_2_6() {
+    let Some(env) = common::env() else { return };
+    let token = env.token(1);
+    let info = token.context().get_library_info().unwrap();
+    let version = info.library_version();
+    let is_softhsm_2_6 =
+        info.manufacturer_id().contains("SoftHSM") && version.major() == 2 && version.minor() <= 6;
+    for padding in [
+        RsaPadding::OaepSha256,
+        RsaPadding::OaepSha384,
+        RsaPadding::OaepSha512,
+    ] {
+        let result = HsmRsaKeyring::new(
+            &token,
+            RsaKeyConfig::new("hsm-rsa", "rsa-key", padding).private_key_label(&env.rsa_label),
+        );
+        if is_softhsm_2_6 {
+            match result {
+                Err(Pkcs11Error::MechanismUnsupported {
+                    mechanism, detail, ..
+                }) => {
+                    assert_eq!(mechanism, padding.mechanism_name());
+                    assert!(detail.contains("SHA-1 only"), "{detail}");
+                }
+                other => panic!("{padding:?}: expected MechanismUnsupported, got {other:?}"),
+            }
+        } else {
+            // A token that does offer it must round-trip.
+            let k = result.unwrap();
+            let m = pollster::block_on(k.on_encrypt(&EncryptionMaterials::new(SUITE, context())))
+                .unwrap();
+            let d = pollster::block_on(k.on_decrypt(
+                &DecryptionMaterials::new(SUITE, context()),
+                m.encrypted_data_keys(),
+            ))
+            .unwrap();
+            assert_eq!(
+                d.data_key().unwrap().as_bytes(),
+                m.data_key().unwrap().as_bytes()
+            );
+        }
+    }
+    // A public-key-only keyring never asks the token, so it wraps with OAEP-SHA256 anyway.
+    let pem = env
+        .rsa_private_key()
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let wrap_only = HsmRsaKeyring::new(
+        &token,
+        RsaKeyConfig::new("hsm-rsa", "rsa-key", RsaPadding::OaepSha256).public_key_pem(pem),
+    )
+    .unwrap();
+    let m = pollster::block_on(wrap_only.on_encrypt(&EncryptionMaterials::new(SUITE, context())))
+        .unwrap();
+    let plain = env
+        .rsa_private_key()
+        .oaep_decrypt::<rsa::sha2::Sha256>(&m.encrypted_data_keys()[0].ciphertext)
+        .unwrap();
+    assert_eq!(plain, m.data_key().unwrap().as_bytes());
+}
+
+#[test]
+fn public_key_in_software_and_key_roles() {
+    let Some(env) = common::env() else { return };
+    let token = env.token(2);
+    let public = env.rsa_private_key().to_public_key();
+    let pem = public.to_public_key_pem(LineEnding::LF).unwrap();
+    let der = public.to_public_key_der().unwrap().as_bytes().to_vec();
+
+    // Wrap-only keyrings (PEM and DER) feed the token keyring.
+    let unwrapper = keyring(&token, &env.rsa_label, RsaPadding::OaepSha1);
+    for config in [
+        RsaKeyConfig::new("hsm-rsa", "rsa-key", RsaPadding::OaepSha1).public_key_pem(pem.clone()),
+        RsaKeyConfig::new("hsm-rsa", "rsa-key", RsaPadding::OaepSha1).public_key_der(der),
+        RsaKeyConfig::new("hsm-rsa", "rsa-key", RsaPadding::OaepSha1)
+            .public_key_label(&env.rsa_label, None),
+    ] {
+        let wrapper = HsmRsaKeyring::new(&token, config).unwrap();
+        assert!(wrapper.can_encrypt() && !wrapper.can_decrypt());
+        let m = pollster::block_on(wrapper.on_encrypt(&EncryptionMaterials::new(SUITE, context())))
+            .unwrap();
+        let err = pollster::block_on(wrapper.on_decrypt(
+            &DecryptionMaterials::new(SUITE, context()),
+            m.encrypted_data_keys(),
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(err.reason, KeyringFailure::Unsupported(_)),
+            "{err}"
+        );
+        let d = pollster::block_on(unwrapper.on_decrypt(
+            &DecryptionMaterials::new(SUITE, context()),
+            m.encrypted_data_keys(),
+        ))
+        .unwrap();
+        assert_eq!(
+            d.data_key().unwrap().as_bytes(),
+            m.data_key().unwrap().as_bytes()
+        );
+    }
+
+    // A public key that is not the private key's partner is refused at construction.
+    let mut n = public.n_bytes().to_vec();
+    let i = n.len() - 2;
+    n[i] ^= 0x01;
+    let other = rsa::PublicKey::new(
+        rsa::BoxedUint::from_be_slice_vartime(&n),
+        rsa::BoxedUint::from_be_slice_vartime(&public.e_bytes()),
+    )
+    .unwrap();
+    let err = HsmRsaKeyring::new(
+        &token,
+        RsaKeyConfig::new("hsm-rsa", "rsa-key", RsaPadding::OaepSha1)
+            .private_key_label(&env.rsa_label)
+            .public_key_pem(other.to_public_key_pem(LineEnding::LF).unwrap()),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Pkcs11Error::KeyPairMismatch { .. }), "{err}");
+
+    let err = HsmRsaKeyring::new(
+        &token,
+        RsaKeyConfig::new("hsm-rsa", "rsa-key", RsaPadding::OaepSha1).public_key_pem("not a pem"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Pkcs11Error::PublicKey(_)), "{err}");
+    let err = HsmRsaKeyring::new(
+        &token,
+        RsaKeyConfig::new("hsm-rsa", "rsa-key", RsaPadding::OaepSha1),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Pkcs11Error::Config(_)), "{err}");
+}
+
+#[test]
+fn tampered_or_mispadded_edks_fail_as_unwrap_failures() {
+    let Some(env) = common::env() else { return };
+    let token = env.token(2);
+    let oaep = keyring(&token, &env.rsa_label, RsaPadding::OaepSha1);
+    let pkcs1 = keyring(&token, &env.rsa_label, RsaPadding::Pkcs1v15);
+    let decrypt = |k: &HsmRsaKeyring, edks: &[EncryptedDataKey]| {
+        pollster::block_on(k.on_decrypt(&DecryptionMaterials::new(SUITE, context()), edks))
+    };
+    for k in [&oaep, &pkcs1] {
+        let m =
+            pollster::block_on(k.on_encrypt(&EncryptionMaterials::new(SUITE, context()))).unwrap();
+        let edks = m.encrypted_data_keys().to_vec();
+        for position in [0, 100, 255] {
+            let mut tampered = edks.clone();
+            tampered[0].ciphertext[position] ^= 0x10;
+            let err = decrypt(k, &tampered).unwrap_err();
+            assert!(
+                matches!(err.reason, KeyringFailure::UnwrapFailed(_)),
+                "{k:?} byte {position}: {err}"
+            );
+        }
+        let mut short = edks.clone();
+        short[0].ciphertext.truncate(255);
+        let err = decrypt(k, &short).unwrap_err();
+        assert!(err.to_string().contains("the RSA modulus is 256"), "{err}");
+        let mut renamed = edks.clone();
+        renamed[0].provider_info = b"other-key".to_vec();
+        assert!(matches!(
+            decrypt(k, &renamed).unwrap_err().reason,
+            KeyringFailure::NoMatchingKey(1)
+        ));
+        assert!(decrypt(k, &edks).is_ok());
+    }
+    // OAEP ciphertext under the PKCS#1 keyring (same namespace and name) does not unwrap.
+    let m =
+        pollster::block_on(oaep.on_encrypt(&EncryptionMaterials::new(SUITE, context()))).unwrap();
+    let err = decrypt(&pkcs1, m.encrypted_data_keys()).unwrap_err();
+    assert!(
+        matches!(err.reason, KeyringFailure::UnwrapFailed(_)),
+        "{err}"
+    );
+}
