@@ -7,6 +7,7 @@
 //! | feature | keyring |
 //! |---|---|
 //! | `raw-aes` (default) | [`raw_aes::RawAesKeyring`]: AES-GCM wrapping key in memory |
+//! | `kms` | `kms::KmsKeyring` and the rest of the AWS KMS keyring family (see `keyring_kms`); pulls the AWS SDK for KMS |
 //!
 //! ```
 //! use esdk::{Client, DecryptOptions, EncryptOptions, EncryptionContext, MaterialsSource};
@@ -39,4 +40,10 @@ pub use esdk_core::*;
 #[cfg(feature = "raw-aes")]
 pub mod raw_aes {
     pub use keyring_raw_aes::RawAesKeyring;
+}
+
+/// The AWS KMS keyrings (feature `kms`): everything in `keyring_kms`.
+#[cfg(feature = "kms")]
+pub mod kms {
+    pub use keyring_kms::*;
 }

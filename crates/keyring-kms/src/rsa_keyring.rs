@@ -20,7 +20,7 @@ use esdk_core::{
 };
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, PublicKey as RsaPublicKey};
+use rsa::PublicKey as RsaPublicKey;
 use std::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -334,6 +334,7 @@ impl fmt::Debug for KmsRsaKeyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rsa::Oaep;
 
     const ARN: &str = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
