@@ -9,7 +9,15 @@ use std::process::Command;
 fn aws_packages(workspace: &Path, features: &[&str]) -> Result<Vec<String>, String> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(workspace)
-        .args(["tree", "-p", "esdk", "-e", "normal,build", "--prefix", "none"])
+        .args([
+            "tree",
+            "-p",
+            "esdk",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+        ])
         .args(["--format", "{p}"])
         .args(features)
         .output()

@@ -130,7 +130,10 @@ pub fn ensure_installed(workspace: &Path) -> Result<PathBuf, String> {
     let python = venv.join("bin/python");
     if !python.exists() {
         eprintln!("xtask moto: creating {}", venv.display());
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv",
+        )?;
     }
     let installed = Command::new(&python)
         .args([
@@ -215,7 +218,10 @@ fn log_tail(path: &Path) -> String {
 pub fn cli(workspace: &Path, args: &[String]) -> i32 {
     let result = if args.is_empty() {
         MotoEnv::start(workspace).map(|mut env| {
-            println!("moto {MOTO_VERSION} (patched) is listening; in another shell:");
+            println!(
+                "moto {MOTO_VERSION} (patched) is listening at {}; in another shell:",
+                env.endpoint()
+            );
             for (k, v) in env.env_vars() {
                 println!("export {k}={v}");
             }

@@ -61,7 +61,11 @@ async fn round_trip(
 ) -> Result<()> {
     let client = Client::new();
     let sealed = client
-        .encrypt(&MaterialsSource::keyring(encrypt_with), b"hello, KMS", &options)
+        .encrypt(
+            &MaterialsSource::keyring(encrypt_with),
+            b"hello, KMS",
+            &options,
+        )
         .await?;
     let opened = client
         .decrypt(
@@ -75,9 +79,18 @@ async fn round_trip(
         .header
         .encrypted_data_keys
         .iter()
-        .map(|e| format!("{} {}", e.provider_id, String::from_utf8_lossy(&e.provider_info)))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e.provider_id,
+                String::from_utf8_lossy(&e.provider_info)
+            )
+        })
         .collect();
-    println!("{name}: ok ({} bytes; wrapped by {keys:?})", sealed.ciphertext.len());
+    println!(
+        "{name}: ok ({} bytes; wrapped by {keys:?})",
+        sealed.ciphertext.len()
+    );
     Ok(())
 }
 

@@ -28,7 +28,9 @@ pub enum ArnError {
     #[error("the key identifier is {0} characters long; KMS accepts at most 2048")]
     TooLong(usize),
     /// Not six `:`-separated parts.
-    #[error("an ARN has six ':'-separated parts (arn:partition:kms:region:account:resource), found {0}")]
+    #[error(
+        "an ARN has six ':'-separated parts (arn:partition:kms:region:account:resource), found {0}"
+    )]
     PartCount(usize),
     /// The first part is not `arn`.
     #[error("an ARN starts with \"arn:\"")]
@@ -419,8 +421,10 @@ mod tests {
     use super::*;
 
     const KEY: &str = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-    const MRK_WEST: &str = "arn:aws:kms:us-west-2:111122223333:key/mrk-80bd8ecdcd4342aebd84b7dc9da498a7";
-    const MRK_EAST: &str = "arn:aws:kms:us-east-1:111122223333:key/mrk-80bd8ecdcd4342aebd84b7dc9da498a7";
+    const MRK_WEST: &str =
+        "arn:aws:kms:us-west-2:111122223333:key/mrk-80bd8ecdcd4342aebd84b7dc9da498a7";
+    const MRK_EAST: &str =
+        "arn:aws:kms:us-east-1:111122223333:key/mrk-80bd8ecdcd4342aebd84b7dc9da498a7";
 
     #[test]
     fn parses_key_and_alias_arns() {
@@ -432,7 +436,8 @@ mod tests {
         assert_eq!(arn.resource_id(), "1234abcd-12ab-34cd-56ef-1234567890ab");
         assert_eq!(arn.to_string(), KEY);
 
-        let alias = KmsArn::parse("arn:aws-cn:kms:cn-north-1:111122223333:alias/my/nested/name").unwrap();
+        let alias =
+            KmsArn::parse("arn:aws-cn:kms:cn-north-1:111122223333:alias/my/nested/name").unwrap();
         assert_eq!(alias.resource_type(), ResourceType::Alias);
         // Only the first '/' splits type from id.
         assert_eq!(alias.resource_id(), "my/nested/name");
@@ -447,14 +452,35 @@ mod tests {
         let cases: &[(&str, ArnError)] = &[
             ("", ArnError::Empty),
             ("arn:aws:kms:us-west-2:111122223333", ArnError::PartCount(5)),
-            ("arn:aws:kms:us-west-2:111122223333:key/a:b", ArnError::PartCount(7)),
+            (
+                "arn:aws:kms:us-west-2:111122223333:key/a:b",
+                ArnError::PartCount(7),
+            ),
             ("urn:aws:kms:us-west-2:111122223333:key/a", ArnError::NotArn),
-            ("arn::kms:us-west-2:111122223333:key/a", ArnError::EmptyPart("partition")),
-            ("arn:aws::us-west-2:111122223333:key/a", ArnError::EmptyPart("service")),
-            ("arn:aws:s3:us-west-2:111122223333:key/a", ArnError::NotKms("s3".into())),
-            ("arn:aws:kms::111122223333:key/a", ArnError::EmptyPart("region")),
-            ("arn:aws:kms:us-west-2::key/a", ArnError::EmptyPart("account")),
-            ("arn:aws:kms:us-west-2:111122223333:", ArnError::EmptyPart("resource")),
+            (
+                "arn::kms:us-west-2:111122223333:key/a",
+                ArnError::EmptyPart("partition"),
+            ),
+            (
+                "arn:aws::us-west-2:111122223333:key/a",
+                ArnError::EmptyPart("service"),
+            ),
+            (
+                "arn:aws:s3:us-west-2:111122223333:key/a",
+                ArnError::NotKms("s3".into()),
+            ),
+            (
+                "arn:aws:kms::111122223333:key/a",
+                ArnError::EmptyPart("region"),
+            ),
+            (
+                "arn:aws:kms:us-west-2::key/a",
+                ArnError::EmptyPart("account"),
+            ),
+            (
+                "arn:aws:kms:us-west-2:111122223333:",
+                ArnError::EmptyPart("resource"),
+            ),
             (
                 "arn:aws:kms:us-west-2:111122223333:key",
                 ArnError::NoResourceType("key".into()),
@@ -463,7 +489,10 @@ mod tests {
                 "arn:aws:kms:us-west-2:111122223333:grant/a",
                 ArnError::ResourceType("grant".into()),
             ),
-            ("arn:aws:kms:us-west-2:111122223333:key/", ArnError::EmptyPart("resource id")),
+            (
+                "arn:aws:kms:us-west-2:111122223333:key/",
+                ArnError::EmptyPart("resource id"),
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(KmsArn::parse(input).as_ref(), Err(want), "input {input:?}");
@@ -474,20 +503,34 @@ mod tests {
 
     #[test]
     fn identifiers_in_every_form() {
-        assert!(matches!(KeyIdentifier::parse(KEY), Ok(KeyIdentifier::Arn(_))));
+        assert!(matches!(
+            KeyIdentifier::parse(KEY),
+            Ok(KeyIdentifier::Arn(_))
+        ));
         assert_eq!(
             KeyIdentifier::parse("alias/my-key"),
             Ok(KeyIdentifier::AliasName("alias/my-key".into()))
         );
         assert_eq!(
             KeyIdentifier::parse("1234abcd-12ab-34cd-56ef-1234567890ab"),
-            Ok(KeyIdentifier::KeyId("1234abcd-12ab-34cd-56ef-1234567890ab".into()))
+            Ok(KeyIdentifier::KeyId(
+                "1234abcd-12ab-34cd-56ef-1234567890ab".into()
+            ))
         );
-        assert_eq!(KeyIdentifier::parse("alias/"), Err(ArnError::EmptyPart("alias name")));
+        assert_eq!(
+            KeyIdentifier::parse("alias/"),
+            Err(ArnError::EmptyPart("alias name"))
+        );
         assert_eq!(KeyIdentifier::parse(""), Err(ArnError::Empty));
         // Starts with "arn:" so it must be a valid ARN.
-        assert_eq!(KeyIdentifier::parse("arn:aws:kms"), Err(ArnError::PartCount(3)));
-        assert_eq!(KeyIdentifier::parse(KEY).unwrap().region(), Some("us-west-2"));
+        assert_eq!(
+            KeyIdentifier::parse("arn:aws:kms"),
+            Err(ArnError::PartCount(3))
+        );
+        assert_eq!(
+            KeyIdentifier::parse(KEY).unwrap().region(),
+            Some("us-west-2")
+        );
         assert_eq!(KeyIdentifier::parse("alias/x").unwrap().region(), None);
     }
 
@@ -496,7 +539,9 @@ mod tests {
         assert!(is_mrk_identifier(MRK_WEST));
         assert!(!is_mrk_identifier(KEY));
         // An alias ARN is never an MRK, even with an mrk- name.
-        assert!(!is_mrk_identifier("arn:aws:kms:us-west-2:111122223333:alias/mrk-x"));
+        assert!(!is_mrk_identifier(
+            "arn:aws:kms:us-west-2:111122223333:alias/mrk-x"
+        ));
         assert!(!is_mrk_identifier("alias/mrk-x"));
         assert!(is_mrk_identifier("mrk-80bd8ecdcd4342aebd84b7dc9da498a7"));
         assert!(!is_mrk_identifier("1234abcd"));
@@ -515,9 +560,18 @@ mod tests {
         let key_east = KEY.replace("us-west-2", "us-east-1");
         assert!(!mrk_match_for_decrypt(KEY, &key_east));
         // Any other difference fails.
-        assert!(!mrk_match_for_decrypt(MRK_WEST, &MRK_EAST.replace("111122223333", "444455556666")));
-        assert!(!mrk_match_for_decrypt(MRK_WEST, &MRK_EAST.replace(":aws:", ":aws-cn:")));
-        assert!(!mrk_match_for_decrypt(MRK_WEST, &MRK_EAST.replace("a7", "a8")));
+        assert!(!mrk_match_for_decrypt(
+            MRK_WEST,
+            &MRK_EAST.replace("111122223333", "444455556666")
+        ));
+        assert!(!mrk_match_for_decrypt(
+            MRK_WEST,
+            &MRK_EAST.replace(":aws:", ":aws-cn:")
+        ));
+        assert!(!mrk_match_for_decrypt(
+            MRK_WEST,
+            &MRK_EAST.replace("a7", "a8")
+        ));
         // A bare mrk id is an MRK but not an ARN: only an identical string matches.
         let bare = "mrk-80bd8ecdcd4342aebd84b7dc9da498a7";
         assert!(!mrk_match_for_decrypt(bare, MRK_WEST));

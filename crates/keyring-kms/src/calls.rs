@@ -301,15 +301,30 @@ mod tests {
     fn wrapping_key_id_checks() {
         let op = KmsOperation::Encrypt;
         let arn_id = KeyIdentifier::parse(ARN).unwrap();
-        assert_eq!(check_wrapping_key_id(op, &arn_id, ARN, Some(ARN)).unwrap(), ARN);
+        assert_eq!(
+            check_wrapping_key_id(op, &arn_id, ARN, Some(ARN)).unwrap(),
+            ARN
+        );
         let other = ARN.replace("1234abcd", "9999abcd");
         assert!(matches!(
             check_wrapping_key_id(op, &arn_id, ARN, Some(&other)),
             Err(KmsError::KeyIdMismatch { .. })
         ));
         let bare = KeyIdentifier::parse("1234abcd-12ab-34cd-56ef-1234567890ab").unwrap();
-        assert!(check_wrapping_key_id(op, &bare, "1234abcd-12ab-34cd-56ef-1234567890ab", Some(ARN)).is_ok());
-        assert!(check_wrapping_key_id(op, &bare, "1234abcd-12ab-34cd-56ef-1234567890ab", Some(&other)).is_err());
+        assert!(check_wrapping_key_id(
+            op,
+            &bare,
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            Some(ARN)
+        )
+        .is_ok());
+        assert!(check_wrapping_key_id(
+            op,
+            &bare,
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            Some(&other)
+        )
+        .is_err());
         let alias = KeyIdentifier::parse("alias/x").unwrap();
         assert!(check_wrapping_key_id(op, &alias, "alias/x", Some(&other)).is_ok());
         assert!(matches!(

@@ -160,7 +160,7 @@ impl ClientSupplier for DefaultClientSupplier {
         }
         let mut builder = aws_sdk_kms::config::Builder::from(&self.config);
         match region {
-            Some(r) if r.is_empty() => {
+            Some("") => {
                 return Err(ClientSupplierError {
                     region: key,
                     reason: "the region is empty".into(),

@@ -9,8 +9,8 @@ use crate::keyring::{check_grant_tokens, kms_provider_info, set_data_key};
 use crate::PROVIDER_ID;
 use aws_sdk_kms::Client;
 use esdk_core::{
-    async_trait, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring,
-    KeyringError, KeyringFailure,
+    async_trait, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring, KeyringError,
+    KeyringFailure,
 };
 use std::fmt;
 
@@ -105,7 +105,13 @@ impl Discovery {
             };
             match self
                 .caller
-                .decrypt(&key_id, &edk.ciphertext, Some(m.encryption_context()), None, len)
+                .decrypt(
+                    &key_id,
+                    &edk.ciphertext,
+                    Some(m.encryption_context()),
+                    None,
+                    len,
+                )
                 .await
             {
                 Ok(u) => return set_data_key(m, u.plaintext).map_err(|r| self.error(r)),

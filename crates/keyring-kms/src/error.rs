@@ -184,7 +184,9 @@ pub enum KmsError {
         key_arn: String,
     },
     /// The KMS RSA keyring unwrapped a data key bound to another encryption context.
-    #[error("the data key unwrapped by KMS key {key_id} is bound to a different encryption context")]
+    #[error(
+        "the data key unwrapped by KMS key {key_id} is bound to a different encryption context"
+    )]
     EncryptionContextMismatch {
         /// The key.
         key_id: String,

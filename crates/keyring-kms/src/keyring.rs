@@ -87,7 +87,10 @@ impl Single {
         self.error(e.into_failure())
     }
 
-    async fn on_encrypt(&self, m: &EncryptionMaterials) -> Result<EncryptionMaterials, KeyringError> {
+    async fn on_encrypt(
+        &self,
+        m: &EncryptionMaterials,
+    ) -> Result<EncryptionMaterials, KeyringError> {
         let ec = m.encryption_context();
         match m.data_key() {
             None => {
@@ -157,7 +160,13 @@ impl Single {
             }
             match self
                 .caller
-                .decrypt(&self.key_id, &edk.ciphertext, Some(m.encryption_context()), None, len)
+                .decrypt(
+                    &self.key_id,
+                    &edk.ciphertext,
+                    Some(m.encryption_context()),
+                    None,
+                    len,
+                )
                 .await
             {
                 Ok(u) => return set_data_key(m, u.plaintext).map_err(|r| self.error(r)),

@@ -14,8 +14,8 @@ use crate::client::{ClientSupplier, DefaultClientSupplier};
 use crate::discovery::{KmsDiscoveryKeyring, KmsMrkDiscoveryKeyring};
 use crate::keyring::{check_grant_tokens, KmsKeyring, KmsMrkKeyring};
 use esdk_core::{
-    async_trait, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring,
-    KeyringError, KeyringFailure,
+    async_trait, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring, KeyringError,
+    KeyringFailure,
 };
 use futures_util::future::join_all;
 use std::fmt;
@@ -23,7 +23,12 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-/// A generator keyring plus child keyrings (see the [module docs](self)).
+/// A generator keyring plus child keyrings, built by the KMS multi-keyring builders.
+///
+/// On encrypt the generator makes the data key, then every child wraps it, concurrently;
+/// their EDKs are appended in configuration order. On decrypt the generator and then each
+/// child is tried in order with the unmodified materials; the first success wins, and if all
+/// fail the error ([`KeyringFailure::AllFailed`]) lists every keyring's reason.
 #[derive(Clone)]
 pub struct KmsMultiKeyring {
     generator: Option<Arc<dyn Keyring>>,
@@ -94,7 +99,10 @@ impl KmsMultiKeyring {
 
 #[async_trait]
 impl Keyring for KmsMultiKeyring {
-    async fn on_encrypt(&self, m: &EncryptionMaterials) -> Result<EncryptionMaterials, KeyringError> {
+    async fn on_encrypt(
+        &self,
+        m: &EncryptionMaterials,
+    ) -> Result<EncryptionMaterials, KeyringError> {
         let base = match &self.generator {
             Some(g) => {
                 if m.data_key().is_some() {
@@ -120,16 +128,23 @@ impl Keyring for KmsMultiKeyring {
             }
         };
         let results = join_all(self.children.iter().map(|c| c.on_encrypt(&base))).await;
-        let base_key = Zeroizing::new(base.data_key().map(|k| k.as_bytes().to_vec()).unwrap_or_default());
+        let base_key = Zeroizing::new(
+            base.data_key()
+                .map(|k| k.as_bytes().to_vec())
+                .unwrap_or_default(),
+        );
         let base_len = base.encrypted_data_keys().len();
         let mut out = base.clone();
         for result in results {
             let child = result?;
-            let same_key = child
-                .data_key()
-                .is_some_and(|k| k.len() == base_key.len() && bool::from(k.as_bytes().ct_eq(&base_key[..])));
+            let same_key = child.data_key().is_some_and(|k| {
+                k.len() == base_key.len() && bool::from(k.as_bytes().ct_eq(&base_key[..]))
+            });
             let edks = child.encrypted_data_keys();
-            if !same_key || edks.len() < base_len || edks[..base_len] != base.encrypted_data_keys()[..] {
+            if !same_key
+                || edks.len() < base_len
+                || edks[..base_len] != base.encrypted_data_keys()[..]
+            {
                 return Err(self.error(KeyringFailure::Materials(
                     "a child keyring changed the data key or removed encrypted data keys".into(),
                 )));
@@ -235,14 +250,18 @@ impl KmsMultiKeyringBuilder {
             "AWS KMS multi-keyring"
         };
         if self.generator.is_none() && self.keys.is_empty() {
-            return Err(config_error(what, "give a generator key and/or other keys".into()));
+            return Err(config_error(
+                what,
+                "give a generator key and/or other keys".into(),
+            ));
         }
         check_grant_tokens(&self.grant_tokens).map_err(|e| config_error(what, e))?;
         let all: Vec<&String> = self.generator.iter().chain(self.keys.iter()).collect();
         let mut parsed = Vec::with_capacity(all.len());
         for id in &all {
-            let p = KeyIdentifier::parse(id)
-                .map_err(|e| config_error(what, format!("{id:?} is not a KMS key identifier: {e}")))?;
+            let p = KeyIdentifier::parse(id).map_err(|e| {
+                config_error(what, format!("{id:?} is not a KMS key identifier: {e}"))
+            })?;
             parsed.push(p);
         }
         if self.mrk {
@@ -258,9 +277,15 @@ impl KmsMultiKeyringBuilder {
                 .client(p.region())
                 .map_err(|e| config_error(what, format!("key {id}: {e}")))?;
             let k: Arc<dyn Keyring> = if self.mrk {
-                Arc::new(KmsMrkKeyring::new(id.as_str(), client)?.with_grant_tokens(self.grant_tokens.clone())?)
+                Arc::new(
+                    KmsMrkKeyring::new(id.as_str(), client)?
+                        .with_grant_tokens(self.grant_tokens.clone())?,
+                )
             } else {
-                Arc::new(KmsKeyring::new(id.as_str(), client)?.with_grant_tokens(self.grant_tokens.clone())?)
+                Arc::new(
+                    KmsKeyring::new(id.as_str(), client)?
+                        .with_grant_tokens(self.grant_tokens.clone())?,
+                )
             };
             keyrings.push(k);
         }
@@ -357,8 +382,8 @@ impl DiscoveryMultiKeyringBuilder {
                 }
                 Arc::new(k)
             } else {
-                let mut k =
-                    KmsDiscoveryKeyring::new(client).with_grant_tokens(self.grant_tokens.clone())?;
+                let mut k = KmsDiscoveryKeyring::new(client)
+                    .with_grant_tokens(self.grant_tokens.clone())?;
                 if let Some(f) = &self.filter {
                     k = k.with_discovery_filter(f.clone());
                 }

@@ -76,7 +76,10 @@ pub struct KmsRsaKeyring {
 impl KmsRsaKeyring {
     /// A keyring for the asymmetric KMS key `key_arn` with `algorithm`, with neither public
     /// key nor client yet.
-    pub fn new(key_arn: impl Into<String>, algorithm: KmsRsaAlgorithm) -> Result<Self, KeyringError> {
+    pub fn new(
+        key_arn: impl Into<String>,
+        algorithm: KmsRsaAlgorithm,
+    ) -> Result<Self, KeyringError> {
         let key_id = key_arn.into();
         let description = format!("AWS KMS RSA keyring (key {key_id}, {})", algorithm.as_str());
         KmsArn::parse_key_arn(&key_id).map_err(|e| {
@@ -214,7 +217,10 @@ impl KmsRsaKeyring {
 
 #[async_trait]
 impl Keyring for KmsRsaKeyring {
-    async fn on_encrypt(&self, m: &EncryptionMaterials) -> Result<EncryptionMaterials, KeyringError> {
+    async fn on_encrypt(
+        &self,
+        m: &EncryptionMaterials,
+    ) -> Result<EncryptionMaterials, KeyringError> {
         self.check_unsigned(m.suite())?;
         let key = self.public_key.as_ref().ok_or_else(|| {
             self.error(KeyringFailure::Unsupported(
@@ -340,9 +346,16 @@ mod tests {
 
     #[test]
     fn key_must_be_a_key_arn() {
-        for bad in ["alias/x", "arn:aws:kms:us-west-2:111122223333:alias/x", "1234abcd"] {
+        for bad in [
+            "alias/x",
+            "arn:aws:kms:us-west-2:111122223333:alias/x",
+            "1234abcd",
+        ] {
             let err = KmsRsaKeyring::new(bad, KmsRsaAlgorithm::RsaesOaepSha256).unwrap_err();
-            assert!(matches!(err.reason, KeyringFailure::Config(_)), "{bad}: {err}");
+            assert!(
+                matches!(err.reason, KeyringFailure::Config(_)),
+                "{bad}: {err}"
+            );
             assert!(err.to_string().contains(bad), "{err}");
         }
         assert!(KmsRsaKeyring::new(ARN, KmsRsaAlgorithm::RsaesOaepSha1).is_ok());
@@ -352,7 +365,9 @@ mod tests {
     fn rejects_garbage_public_keys() {
         let k = KmsRsaKeyring::new(ARN, KmsRsaAlgorithm::RsaesOaepSha1).unwrap();
         assert!(k.clone().with_public_key_der(b"not der").is_err());
-        assert!(k.with_public_key_pem("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n").is_err());
+        assert!(k
+            .with_public_key_pem("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n")
+            .is_err());
     }
 
     #[test]
@@ -379,8 +394,14 @@ mod tests {
         expected_digest.update(&context::serialize(&ec).unwrap());
         let expected_digest = expected_digest.finish();
 
-        for alg in [KmsRsaAlgorithm::RsaesOaepSha1, KmsRsaAlgorithm::RsaesOaepSha256] {
-            let k = KmsRsaKeyring::new(ARN, alg).unwrap().with_public_key_pem(public).unwrap();
+        for alg in [
+            KmsRsaAlgorithm::RsaesOaepSha1,
+            KmsRsaAlgorithm::RsaesOaepSha256,
+        ] {
+            let k = KmsRsaKeyring::new(ARN, alg)
+                .unwrap()
+                .with_public_key_pem(public)
+                .unwrap();
             let m = EncryptionMaterials::new(suite, ec.clone());
             let out = pollster_block(k.on_encrypt(&m)).unwrap();
             let edk = &out.encrypted_data_keys()[0];
@@ -416,11 +437,13 @@ mod tests {
         let k = KmsRsaKeyring::new(ARN, KmsRsaAlgorithm::RsaesOaepSha256).unwrap();
         let signed = esdk_core::AlgorithmSuite::from_id(0x0578).unwrap();
         let unsigned = esdk_core::AlgorithmSuite::from_id(0x0478).unwrap();
-        let err = pollster_block(k.on_encrypt(&EncryptionMaterials::new(signed, Default::default())))
-            .unwrap_err();
+        let err =
+            pollster_block(k.on_encrypt(&EncryptionMaterials::new(signed, Default::default())))
+                .unwrap_err();
         assert!(err.to_string().contains("unsigned"), "{err}");
-        let err = pollster_block(k.on_encrypt(&EncryptionMaterials::new(unsigned, Default::default())))
-            .unwrap_err();
+        let err =
+            pollster_block(k.on_encrypt(&EncryptionMaterials::new(unsigned, Default::default())))
+                .unwrap_err();
         assert!(err.to_string().contains("no public key"), "{err}");
         let err = pollster_block(
             k.on_decrypt(&DecryptionMaterials::new(unsigned, Default::default()), &[]),

@@ -90,7 +90,11 @@ pub fn client(endpoint: &str, region: &str) -> Client {
 /// A new symmetric key; returns its ARN.
 pub async fn symmetric_key(c: &Client) -> String {
     let out = c.create_key().send().await.expect("CreateKey");
-    out.key_metadata().expect("metadata").arn().expect("arn").to_owned()
+    out.key_metadata()
+        .expect("metadata")
+        .arn()
+        .expect("arn")
+        .to_owned()
 }
 
 /// A new multi-Region key in `c`'s region; returns its ARN.
@@ -101,7 +105,11 @@ pub async fn mrk(c: &Client) -> String {
         .send()
         .await
         .expect("CreateKey multi-region");
-    out.key_metadata().expect("metadata").arn().expect("arn").to_owned()
+    out.key_metadata()
+        .expect("metadata")
+        .arn()
+        .expect("arn")
+        .to_owned()
 }
 
 /// Replicate `arn` into `region`; returns the replica's ARN.
@@ -129,7 +137,11 @@ pub async fn rsa_key(c: &Client, spec: KeySpec) -> String {
         .send()
         .await
         .expect("CreateKey RSA");
-    out.key_metadata().expect("metadata").arn().expect("arn").to_owned()
+    out.key_metadata()
+        .expect("metadata")
+        .arn()
+        .expect("arn")
+        .to_owned()
 }
 
 /// A request the proxy saw.
@@ -222,7 +234,10 @@ impl KmsProxy {
     pub async fn stop(&self) {
         self.accept.abort();
         // Wait until the listener is really closed.
-        while TcpStream::connect(self.url.trim_start_matches("http://")).await.is_ok() {
+        while TcpStream::connect(self.url.trim_start_matches("http://"))
+            .await
+            .is_ok()
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -337,7 +352,9 @@ async fn forward(
         return Ok(None);
     };
     if let Some((from, to)) = st.rewrite.lock().unwrap().clone() {
-        rbody = String::from_utf8_lossy(&rbody).replace(&from, &to).into_bytes();
+        rbody = String::from_utf8_lossy(&rbody)
+            .replace(&from, &to)
+            .into_bytes();
     }
     let mut r = with_connection_close(&rhead).into_bytes();
     r.extend_from_slice(&rbody);

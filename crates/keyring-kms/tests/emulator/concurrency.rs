@@ -3,30 +3,36 @@
 
 use crate::common::{client, symmetric_key, KmsProxy, WEST};
 use crate::emulator_or_skip;
-use esdk_core::{Client, DecryptOptions, EncryptOptions, MaterialsSource};
+use esdk_core::{AlgorithmSuite, Client, DecryptOptions, EncryptOptions, MaterialsSource};
 use keyring_kms::{KmsKeyring, KmsMultiKeyring, StaticClientSupplier};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// 200 concurrent encrypts (each a GenerateDataKey plus an Encrypt) on a runtime with 2
-/// worker threads. The proxy between the SDK and moto runs as tasks on the same runtime, so
-/// if any KMS call blocked its worker thread (block_on, block_in_place, a synchronous HTTP
-/// client), both workers would soon be stuck waiting for responses the proxy could no
-/// longer forward, and the watchdog thread below would fail the test. A ticker task
-/// measures how late the runtime runs its timers meanwhile.
-#[test]
-fn two_hundred_concurrent_encrypts_on_two_workers() {
-    let Some(endpoint) = crate::common::endpoint() else {
-        return;
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+/// Normally the run takes a few seconds; a blocking implementation never finishes (checked
+/// by temporarily wrapping the KMS calls in `pollster::block_on`: both tests fail).
+const WATCHDOG: Duration = Duration::from_secs(180);
+
+/// What one run of 200 concurrent encrypts observed.
+struct Run {
+    elapsed: Duration,
+    ticks: u32,
+    worst_lateness: Duration,
+    max_in_flight: usize,
+}
+
+/// 200 concurrent encrypts (each a GenerateDataKey plus an Encrypt through a multi-keyring),
+/// spawned as tasks on `runtime`, under a watchdog thread.
+///
+/// Why this catches blocking: the proxy between the SDK and moto runs as tasks on the same
+/// runtime, and so does the I/O driver the SDK's connections need. If a KMS call blocked its
+/// thread waiting for the response (`block_on` of any kind), the runtime's threads would
+/// soon all be stuck waiting for responses that nothing can deliver any more, and the
+/// watchdog fails the test. On a current-thread runtime `block_in_place` panics outright.
+fn two_hundred_encrypts(runtime: tokio::runtime::Runtime, endpoint: String) -> Run {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
-        let result = runtime.block_on(async move {
+        let run = runtime.block_on(async move {
             let proxy = KmsProxy::start(&endpoint).await;
             let kms = client(&proxy.url, WEST);
             let (g, k) = (symmetric_key(&kms).await, symmetric_key(&kms).await);
@@ -39,14 +45,17 @@ fn two_hundred_concurrent_encrypts_on_two_workers() {
                 .unwrap();
             let source = Arc::new(MaterialsSource::keyring(keyring));
             let sdk = Arc::new(Client::new());
+            // Unsigned suite: the default suite's per-message ECDSA work (slow in debug
+            // builds) would otherwise dominate the run.
+            let opts =
+                EncryptOptions::default().with_suite(AlgorithmSuite::from_id(0x0478).unwrap());
 
-            let ticking = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let ticking = Arc::new(AtomicBool::new(true));
             let ticker = {
                 let ticking = ticking.clone();
                 tokio::spawn(async move {
-                    let mut worst = Duration::ZERO;
-                    let mut ticks = 0u32;
-                    while ticking.load(std::sync::atomic::Ordering::SeqCst) {
+                    let (mut worst, mut ticks) = (Duration::ZERO, 0u32);
+                    while ticking.load(Ordering::SeqCst) {
                         let t = Instant::now();
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         worst = worst.max(t.elapsed().saturating_sub(Duration::from_millis(10)));
@@ -59,13 +68,10 @@ fn two_hundred_concurrent_encrypts_on_two_workers() {
             let start = Instant::now();
             let tasks: Vec<_> = (0..200)
                 .map(|i| {
-                    let (sdk, source) = (sdk.clone(), source.clone());
+                    let (sdk, source, opts) = (sdk.clone(), source.clone(), opts.clone());
                     tokio::spawn(async move {
                         let msg = format!("message {i}");
-                        let sealed = sdk
-                            .encrypt(&source, msg.as_bytes(), &EncryptOptions::default())
-                            .await
-                            .unwrap();
+                        let sealed = sdk.encrypt(&source, msg.as_bytes(), &opts).await.unwrap();
                         (msg, sealed.ciphertext)
                     })
                 })
@@ -75,32 +81,70 @@ fn two_hundred_concurrent_encrypts_on_two_workers() {
                 sealed.push(t.await.unwrap());
             }
             let elapsed = start.elapsed();
-            ticking.store(false, std::sync::atomic::Ordering::SeqCst);
-            let (ticks, worst) = ticker.await.unwrap();
+            ticking.store(false, Ordering::SeqCst);
+            let (ticks, worst_lateness) = ticker.await.unwrap();
 
             // Spot-check that the messages decrypt, with the second key alone.
             let second = MaterialsSource::keyring(KmsKeyring::new(&k, kms).unwrap());
             for (msg, ct) in sealed.iter().step_by(50) {
-                let opened = sdk.decrypt(&second, ct, &DecryptOptions::default()).await.unwrap();
+                let opened = sdk
+                    .decrypt(&second, ct, &DecryptOptions::default())
+                    .await
+                    .unwrap();
                 assert_eq!(opened.plaintext, msg.as_bytes());
             }
-            (elapsed, ticks, worst, proxy.max_in_flight())
+            Run {
+                elapsed,
+                ticks,
+                worst_lateness,
+                max_in_flight: proxy.max_in_flight(),
+            }
         });
         let _ = done_tx.send(());
-        result
+        run
     });
-    if done_rx.recv_timeout(Duration::from_secs(180)).is_err() {
-        panic!("200 concurrent encrypts did not finish within 180 s: a KMS call is blocking the runtime");
+    if done_rx.recv_timeout(WATCHDOG).is_err() {
+        panic!("200 concurrent encrypts did not finish within {WATCHDOG:?}: a KMS call is blocking the runtime");
     }
-    let (elapsed, ticks, worst, max_in_flight) = handle.join().unwrap();
+    let run = handle.join().unwrap();
     eprintln!(
-        "200 encrypts in {elapsed:?}; ticker ran {ticks} times, worst lateness {worst:?}; \
-         up to {max_in_flight} KMS requests in flight"
+        "200 encrypts in {:?}; ticker ran {} times (worst lateness {:?}, CPU contention \
+         included); up to {} KMS requests in flight",
+        run.elapsed, run.ticks, run.worst_lateness, run.max_in_flight
     );
-    // Requests overlapped: the calls were not serialized behind one another.
-    assert!(max_in_flight > 2, "max in flight {max_in_flight}");
-    assert!(ticks > 0);
-    assert!(worst < Duration::from_secs(2), "the runtime's timers ran {worst:?} late");
+    // The calls overlapped instead of queueing behind one another, and timers kept running.
+    assert!(
+        run.max_in_flight > 10,
+        "max in flight {}",
+        run.max_in_flight
+    );
+    assert!(run.ticks > 0);
+    run
+}
+
+#[test]
+fn two_hundred_concurrent_encrypts_on_two_workers() {
+    let Some(endpoint) = crate::common::endpoint() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    two_hundred_encrypts(runtime, endpoint);
+}
+
+#[test]
+fn two_hundred_concurrent_encrypts_on_one_thread() {
+    let Some(endpoint) = crate::common::endpoint() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    two_hundred_encrypts(runtime, endpoint);
 }
 
 /// With every KMS request held for 300 ms, a generator and three more keys take about two
@@ -124,7 +168,11 @@ async fn additional_keys_are_wrapped_concurrently() {
     proxy.delay(Duration::from_millis(300));
     let start = Instant::now();
     let sealed = Client::new()
-        .encrypt(&MaterialsSource::keyring(keyring), b"fan out", &EncryptOptions::default())
+        .encrypt(
+            &MaterialsSource::keyring(keyring),
+            b"fan out",
+            &EncryptOptions::default(),
+        )
         .await
         .unwrap();
     let elapsed = start.elapsed();
@@ -138,5 +186,8 @@ async fn additional_keys_are_wrapped_concurrently() {
     let expected: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
     assert_eq!(order, expected, "EDKs stay in configuration order");
     assert_eq!(proxy.max_in_flight(), 3, "the three Encrypt calls overlap");
-    assert!(elapsed < Duration::from_millis(1150), "took {elapsed:?}; sequential would be >= 1.2 s");
+    assert!(
+        elapsed < Duration::from_millis(1150),
+        "took {elapsed:?}; sequential would be >= 1.2 s"
+    );
 }

@@ -19,9 +19,16 @@ async fn sealed_with_new_key(endpoint: &str) -> (String, EncryptOutput) {
     (arn, sealed)
 }
 
-async fn decrypt(keyring: impl Keyring + 'static, sealed: &EncryptOutput) -> Result<Vec<u8>, esdk_core::Error> {
+async fn decrypt(
+    keyring: impl Keyring + 'static,
+    sealed: &EncryptOutput,
+) -> Result<Vec<u8>, esdk_core::Error> {
     Client::new()
-        .decrypt(&MaterialsSource::keyring(keyring), &sealed.ciphertext, &DecryptOptions::default())
+        .decrypt(
+            &MaterialsSource::keyring(keyring),
+            &sealed.ciphertext,
+            &DecryptOptions::default(),
+        )
         .await
         .map(|o| o.plaintext)
 }
@@ -46,7 +53,10 @@ async fn discovery_filter_rejects_another_account_and_partition() {
     let (arn, sealed) = sealed_with_new_key(&endpoint).await;
     let kms = client(&endpoint, WEST);
     for (filter, needle) in [
-        (DiscoveryFilter::new("aws", ["111122223333"]).unwrap(), ACCOUNT),
+        (
+            DiscoveryFilter::new("aws", ["111122223333"]).unwrap(),
+            ACCOUNT,
+        ),
         (DiscoveryFilter::new("aws-cn", [ACCOUNT]).unwrap(), "aws-cn"),
     ] {
         let keyring = KmsDiscoveryKeyring::new(kms.clone()).with_discovery_filter(filter);
@@ -71,10 +81,16 @@ async fn discovery_filter_rejects_another_account_and_partition() {
             other => panic!("expected FilteredOut, got {other:?}"),
         }
         let text = err.to_string();
-        assert!(text.contains("discovery keyring") && text.contains(&arn), "{text}");
+        assert!(
+            text.contains("discovery keyring") && text.contains(&arn),
+            "{text}"
+        );
         // Through the client too, the error names the key and the filter.
         let msg = decrypt(keyring, &sealed).await.unwrap_err().to_string();
-        assert!(msg.contains(&arn) && msg.contains("excluded by the discovery filter"), "{msg}");
+        assert!(
+            msg.contains(&arn) && msg.contains("excluded by the discovery filter"),
+            "{msg}"
+        );
     }
 }
 
@@ -110,7 +126,10 @@ async fn mrk_discovery_and_single_region_keys() {
     let (arn, sealed) = sealed_with_new_key(&endpoint).await;
     let east = KmsMrkDiscoveryKeyring::new(client(&endpoint, EAST), EAST).unwrap();
     let err = decrypt(east, &sealed).await.unwrap_err().to_string();
-    assert!(err.contains(&arn) && err.contains("single-region key in us-west-2"), "{err}");
+    assert!(
+        err.contains(&arn) && err.contains("single-region key in us-west-2"),
+        "{err}"
+    );
     let west = KmsMrkDiscoveryKeyring::new(client(&endpoint, WEST), WEST)
         .unwrap()
         .with_discovery_filter(DiscoveryFilter::new("aws", [ACCOUNT]).unwrap());

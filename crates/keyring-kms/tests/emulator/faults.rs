@@ -54,7 +54,10 @@ async fn unknown_key() {
         "{e:?}"
     );
     let text = err.to_string();
-    assert!(text.contains(&arn) && text.contains("NotFoundException"), "{text}");
+    assert!(
+        text.contains(&arn) && text.contains("NotFoundException"),
+        "{text}"
+    );
 }
 
 /// Decrypt names key A but the blob belongs to key B: KMS refuses (moto says
@@ -69,7 +72,11 @@ async fn access_denied() {
         .on_encrypt(&enc_materials())
         .await
         .unwrap();
-    let forged = EncryptedDataKey::new("aws-kms", a.clone(), by_b.encrypted_data_keys()[0].ciphertext.clone());
+    let forged = EncryptedDataKey::new(
+        "aws-kms",
+        a.clone(),
+        by_b.encrypted_data_keys()[0].ciphertext.clone(),
+    );
     let err = KmsKeyring::new(&a, kms)
         .unwrap()
         .on_decrypt(&dec_materials("a"), &[forged])
@@ -77,7 +84,10 @@ async fn access_denied() {
         .unwrap_err();
     let reason = only_reason(&err);
     assert!(
-        matches!(reason.code(), Some("AccessDeniedException" | "IncorrectKeyException")),
+        matches!(
+            reason.code(),
+            Some("AccessDeniedException" | "IncorrectKeyException")
+        ),
         "{reason:?}"
     );
     assert_eq!(reason.key_id(), Some(a.as_str()));
@@ -96,7 +106,11 @@ async fn wrong_encryption_context() {
         .await
         .unwrap_err();
     let reason = only_reason(&err);
-    assert_eq!(reason.code(), Some("InvalidCiphertextException"), "{reason:?}");
+    assert_eq!(
+        reason.code(),
+        Some("InvalidCiphertextException"),
+        "{reason:?}"
+    );
     assert_eq!(reason.key_id(), Some(arn.as_str()));
     // The right context still works.
     keyring
@@ -200,13 +214,19 @@ async fn alias_or_bare_key_id_on_decrypt_explains_the_arn_rule() {
             .await
             .unwrap_err();
         match the_kms_error(&err) {
-            KmsError::DecryptNeedsKeyArn { key_id: k, kind: got } => {
+            KmsError::DecryptNeedsKeyArn {
+                key_id: k,
+                kind: got,
+            } => {
                 assert_eq!(k, id);
                 assert_eq!(*got, kind);
             }
             other => panic!("expected DecryptNeedsKeyArn, got {other:?}"),
         }
-        assert!(err.to_string().contains("decrypt needs the key ARN"), "{err}");
+        assert!(
+            err.to_string().contains("decrypt needs the key ARN"),
+            "{err}"
+        );
     }
 }
 

@@ -7,9 +7,16 @@ use keyring_kms::{
     KmsKeyring, KmsMrkDiscoveryKeyring, KmsMrkKeyring, KmsMultiKeyring, StaticClientSupplier,
 };
 
-async fn decrypt(keyring: impl Keyring + 'static, ciphertext: &[u8]) -> Result<Vec<u8>, esdk_core::Error> {
+async fn decrypt(
+    keyring: impl Keyring + 'static,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, esdk_core::Error> {
     Client::new()
-        .decrypt(&MaterialsSource::keyring(keyring), ciphertext, &DecryptOptions::default())
+        .decrypt(
+            &MaterialsSource::keyring(keyring),
+            ciphertext,
+            &DecryptOptions::default(),
+        )
         .await
         .map(|o| o.plaintext)
 }
@@ -31,26 +38,41 @@ async fn mrk_ciphertext_from_us_west_2_decrypts_in_us_east_1() {
         )
         .await
         .unwrap();
-    assert_eq!(sealed.header.encrypted_data_keys[0].provider_info, west_arn.as_bytes());
+    assert_eq!(
+        sealed.header.encrypted_data_keys[0].provider_info,
+        west_arn.as_bytes()
+    );
 
     // MRK-aware keyring configured with the replica.
-    let opened = decrypt(KmsMrkKeyring::new(&east_arn, east.clone()).unwrap(), &sealed.ciphertext)
-        .await
-        .unwrap();
+    let opened = decrypt(
+        KmsMrkKeyring::new(&east_arn, east.clone()).unwrap(),
+        &sealed.ciphertext,
+    )
+    .await
+    .unwrap();
     assert_eq!(opened, b"across regions");
 
     // MRK discovery keyring in us-east-1.
-    let opened = decrypt(KmsMrkDiscoveryKeyring::new(east.clone(), EAST).unwrap(), &sealed.ciphertext)
-        .await
-        .unwrap();
+    let opened = decrypt(
+        KmsMrkDiscoveryKeyring::new(east.clone(), EAST).unwrap(),
+        &sealed.ciphertext,
+    )
+    .await
+    .unwrap();
     assert_eq!(opened, b"across regions");
 
     // The strict KMS keyring does not treat the replica as the same key.
-    let err = decrypt(KmsKeyring::new(&east_arn, east).unwrap(), &sealed.ciphertext)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains(&west_arn) && err.contains("not this keyring's key"), "{err}");
+    let err = decrypt(
+        KmsKeyring::new(&east_arn, east).unwrap(),
+        &sealed.ciphertext,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&west_arn) && err.contains("not this keyring's key"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -82,7 +104,11 @@ async fn mrk_multi_keyrings() {
         .await
         .unwrap();
     let sealed = Client::new()
-        .encrypt(&MaterialsSource::keyring(enc), b"mrk multi", &EncryptOptions::default())
+        .encrypt(
+            &MaterialsSource::keyring(enc),
+            b"mrk multi",
+            &EncryptOptions::default(),
+        )
         .await
         .unwrap();
     let dec = KmsMultiKeyring::mrk_builder()
@@ -91,5 +117,8 @@ async fn mrk_multi_keyrings() {
         .build()
         .await
         .unwrap();
-    assert_eq!(decrypt(dec, &sealed.ciphertext).await.unwrap(), b"mrk multi");
+    assert_eq!(
+        decrypt(dec, &sealed.ciphertext).await.unwrap(),
+        b"mrk multi"
+    );
 }

@@ -4,8 +4,8 @@
 use crate::common::{self, client, symmetric_key, KmsProxy, WEST};
 use crate::emulator_or_skip;
 use esdk_core::{
-    AlgorithmSuite, Client, DecryptOptions, DecryptionMaterials, EncryptOptions,
-    EncryptionContext, EncryptionMaterials, Keyring, MaterialsSource,
+    AlgorithmSuite, Client, DecryptOptions, DecryptionMaterials, EncryptOptions, EncryptionContext,
+    EncryptionMaterials, Keyring, MaterialsSource,
 };
 use keyring_kms::{
     ClientSettings, DefaultClientSupplier, KmsKeyring, KmsMultiKeyring, StaticClientSupplier,
@@ -74,7 +74,11 @@ async fn several_keys_round_trip_and_each_key_alone_decrypts() {
     let sdk = Client::new();
     let opts = EncryptOptions::default().with_encryption_context(context());
     let sealed = sdk
-        .encrypt(&MaterialsSource::keyring(multi.clone()), b"three keys", &opts)
+        .encrypt(
+            &MaterialsSource::keyring(multi.clone()),
+            b"three keys",
+            &opts,
+        )
         .await
         .unwrap();
     let infos: Vec<&[u8]> = sealed
@@ -93,7 +97,11 @@ async fn several_keys_round_trip_and_each_key_alone_decrypts() {
         assert_eq!(opened.plaintext, b"three keys");
     }
     let opened = sdk
-        .decrypt(&MaterialsSource::keyring(multi), &sealed.ciphertext, &DecryptOptions::default())
+        .decrypt(
+            &MaterialsSource::keyring(multi),
+            &sealed.ciphertext,
+            &DecryptOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(opened.plaintext, b"three keys");
@@ -115,7 +123,10 @@ async fn existing_data_key_is_wrapped_with_encrypt() {
     assert_eq!(out.data_key().unwrap().as_bytes(), data_key.as_bytes());
     assert_eq!(out.encrypted_data_keys().len(), 1);
     let d = keyring
-        .on_decrypt(&DecryptionMaterials::new(suite, context()), out.encrypted_data_keys())
+        .on_decrypt(
+            &DecryptionMaterials::new(suite, context()),
+            out.encrypted_data_keys(),
+        )
         .await
         .unwrap();
     assert_eq!(d.data_key().unwrap().as_bytes(), data_key.as_bytes());
@@ -176,15 +187,24 @@ async fn grant_tokens_and_context_on_every_call() {
     );
     for call in &calls {
         assert!(
-            call.body.contains(r#""GrantTokens":["grant-token-one","grant-token-two"]"#),
+            call.body
+                .contains(r#""GrantTokens":["grant-token-one","grant-token-two"]"#),
             "{}: {}",
             call.target,
             call.body
         );
         assert!(call.body.contains(r#""tenant":"acme""#), "{}", call.target);
-        assert!(call.body.contains(r#""purpose":"round trip""#), "{}", call.target);
+        assert!(
+            call.body.contains(r#""purpose":"round trip""#),
+            "{}",
+            call.target
+        );
         // Signed default suite: the public key is part of the context sent to KMS.
-        assert!(call.body.contains("aws-crypto-public-key"), "{}", call.target);
+        assert!(
+            call.body.contains("aws-crypto-public-key"),
+            "{}",
+            call.target
+        );
     }
 }
 
@@ -209,11 +229,19 @@ async fn builders_with_the_default_client_supplier() {
         .unwrap();
     let sdk = Client::new();
     let sealed = sdk
-        .encrypt(&MaterialsSource::keyring(enc), b"defaults", &EncryptOptions::default())
+        .encrypt(
+            &MaterialsSource::keyring(enc),
+            b"defaults",
+            &EncryptOptions::default(),
+        )
         .await
         .unwrap();
     let opened = sdk
-        .decrypt(&MaterialsSource::keyring(dec), &sealed.ciphertext, &DecryptOptions::default())
+        .decrypt(
+            &MaterialsSource::keyring(dec),
+            &sealed.ciphertext,
+            &DecryptOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(opened.plaintext, b"defaults");
@@ -236,7 +264,11 @@ async fn builder_configuration_errors_name_the_problem() {
         .build()
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("arn:aws:kms:us-west-2:123456789012"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("arn:aws:kms:us-west-2:123456789012"),
+        "{err}"
+    );
     // No client for eu-west-1 in this supplier.
     let other = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     let err = KmsMultiKeyring::builder()

@@ -5,8 +5,8 @@ use crate::common::{client, rsa_key, KmsProxy, WEST};
 use crate::emulator_or_skip;
 use aws_sdk_kms::types::KeySpec;
 use esdk_core::{
-    AlgorithmSuite, Client, DecryptOptions, DecryptionMaterials, EncryptOptions,
-    EncryptionContext, EncryptionMaterials, Keyring, MaterialsSource,
+    AlgorithmSuite, Client, DecryptOptions, DecryptionMaterials, EncryptOptions, EncryptionContext,
+    EncryptionMaterials, Keyring, MaterialsSource,
 };
 use keyring_kms::{kms_error, KmsError, KmsRsaAlgorithm, KmsRsaKeyring};
 
@@ -39,7 +39,11 @@ async fn rsa_round_trip_for_each_key_size_and_algorithm() {
             .encrypt(&MaterialsSource::keyring(encryptor), b"asymmetric", &opts)
             .await
             .unwrap();
-        assert_eq!(proxy.seen().len(), before, "{spec:?}: encrypt must not call KMS");
+        assert_eq!(
+            proxy.seen().len(),
+            before,
+            "{spec:?}: encrypt must not call KMS"
+        );
         let edk = &sealed.header.encrypted_data_keys[0];
         assert_eq!(edk.provider_id, "aws-kms-rsa");
         assert_eq!(edk.provider_info, arn.as_bytes());
@@ -51,13 +55,21 @@ async fn rsa_round_trip_for_each_key_size_and_algorithm() {
             .with_grant_tokens(["rsa-grant"])
             .unwrap();
         let opened = Client::new()
-            .decrypt(&MaterialsSource::keyring(decryptor), &sealed.ciphertext, &DecryptOptions::default())
+            .decrypt(
+                &MaterialsSource::keyring(decryptor),
+                &sealed.ciphertext,
+                &DecryptOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(opened.plaintext, b"asymmetric", "{spec:?}");
         let decrypt_call = proxy.seen().last().unwrap().clone();
         assert_eq!(decrypt_call.target, "TrentService.Decrypt");
-        assert!(decrypt_call.body.contains(alg.as_str()), "{}", decrypt_call.body);
+        assert!(
+            decrypt_call.body.contains(alg.as_str()),
+            "{}",
+            decrypt_call.body
+        );
         assert!(decrypt_call.body.contains(r#""GrantTokens":["rsa-grant"]"#));
         // Asymmetric Decrypt takes no encryption context.
         assert!(!decrypt_call.body.contains("EncryptionContext"));
@@ -86,7 +98,10 @@ async fn rsa_context_binding_and_wrong_algorithm() {
         .on_decrypt(&DecryptionMaterials::new(unsigned(), ctx_a), edks)
         .await
         .unwrap();
-    assert_eq!(ok.data_key().unwrap().as_bytes(), enc.data_key().unwrap().as_bytes());
+    assert_eq!(
+        ok.data_key().unwrap().as_bytes(),
+        enc.data_key().unwrap().as_bytes()
+    );
 
     let err = keyring
         .on_decrypt(&DecryptionMaterials::new(unsigned(), ctx_b.clone()), edks)
@@ -106,7 +121,11 @@ async fn rsa_context_binding_and_wrong_algorithm() {
         .unwrap_err();
     let reasons = kms_error(&err).unwrap().reasons();
     assert_eq!(reasons.len(), 1, "{err}");
-    assert_eq!(reasons[0].code(), Some("InvalidCiphertextException"), "{err}");
+    assert_eq!(
+        reasons[0].code(),
+        Some("InvalidCiphertextException"),
+        "{err}"
+    );
     assert_eq!(reasons[0].key_id(), Some(arn.as_str()));
 }
 
@@ -120,7 +139,11 @@ async fn rsa_refuses_signed_suites() {
         .unwrap();
     // The default suite (0x0578) is signed.
     let err = Client::new()
-        .encrypt(&MaterialsSource::keyring(keyring), b"x", &EncryptOptions::default())
+        .encrypt(
+            &MaterialsSource::keyring(keyring),
+            b"x",
+            &EncryptOptions::default(),
+        )
         .await
         .unwrap_err()
         .to_string();

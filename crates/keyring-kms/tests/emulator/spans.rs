@@ -44,7 +44,10 @@ async fn one_span_per_call_without_secrets() {
         .await
         .unwrap();
     let dec = keyring
-        .on_decrypt(&DecryptionMaterials::new(suite, Default::default()), enc.encrypted_data_keys())
+        .on_decrypt(
+            &DecryptionMaterials::new(suite, Default::default()),
+            enc.encrypted_data_keys(),
+        )
         .await
         .unwrap();
     drop(guard);
