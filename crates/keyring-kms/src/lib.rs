@@ -14,7 +14,8 @@
 //! | [`KmsMultiKeyring`] | generator + more keys, wrapped concurrently | each keyring in turn |
 //!
 //! Everything is `async` and runs on the caller's runtime: no call blocks a thread, and a
-//! multi-keyring's additional keys are wrapped concurrently. Each KMS call runs in a
+//! multi-keyring's additional keys are wrapped concurrently. That runtime must be Tokio
+//! (multi-thread or current-thread): the AWS SDK's HTTP client and timers run on it. Each KMS call runs in a
 //! `tracing` span named `kms_call` with the operation, key id, region and latency (never a
 //! plaintext or data key). Failures are [`KmsError`]s inside the usual
 //! [`KeyringError`](esdk_core::KeyringError): they name the key, the operation and KMS's
