@@ -192,9 +192,7 @@ impl ClientBuilder {
     /// Build the client. A limit of zero EDKs is refused.
     pub fn build(self) -> Result<Client> {
         if self.max_encrypted_data_keys == Some(0) {
-            return Err(Error::Config(
-                "max encrypted data keys must be at least 1".into(),
-            ));
+            return Err(Error::Config("max encrypted data keys must be at least 1".into()));
         }
         Ok(Client {
             commitment_policy: self.commitment_policy,
@@ -281,9 +279,7 @@ impl Client {
                 return Err(Error::PlaintextTooLong { bound });
             }
         }
-        let materials = self
-            .encryption_materials(source, options, Some(len))
-            .await?;
+        let materials = self.encryption_materials(source, options, Some(len)).await?;
         let frame_length = options.frame_length;
         let mut out = Vec::new();
         let mut encryptor = MessageEncryptor::new(&materials, frame_length, &mut out)?;
@@ -366,14 +362,10 @@ impl Client {
         while !decryptor.body_done() {
             let frame = decryptor
                 .next_frame(&message[pos..])?
-                .ok_or(Error::Truncated(
-                    "the body ends inside a frame or before the final frame",
-                ))?;
+                .ok_or(Error::Truncated("the body ends inside a frame or before the final frame"))?;
             let start = plaintext.len();
             plaintext.resize(start + frame.ciphertext.len(), 0);
-            decryptor
-                .cipher()
-                .open_frame(&frame, &mut plaintext[start..])?;
+            decryptor.cipher().open_frame(&frame, &mut plaintext[start..])?;
             pos += frame.wire_len;
         }
         let footer_len = decryptor

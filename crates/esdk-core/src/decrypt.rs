@@ -26,11 +26,7 @@ pub struct MessageDecryptor {
 impl MessageDecryptor {
     /// Check the key commitment and the header tag over `header_bytes` (the header exactly as
     /// received), then get ready for the body.
-    pub fn new(
-        parsed: &ParsedHeader,
-        header_bytes: &[u8],
-        materials: &DecryptionMaterials,
-    ) -> Result<Self> {
+    pub fn new(parsed: &ParsedHeader, header_bytes: &[u8], materials: &DecryptionMaterials) -> Result<Self> {
         let header = &parsed.header;
         if materials.suite() != header.suite {
             return Err(Error::Materials("materials are for another suite".into()));
@@ -65,9 +61,7 @@ impl MessageDecryptor {
             Some(alg) => {
                 let vk = materials
                     .verifying_key()
-                    .ok_or_else(|| {
-                        Error::Materials("signed suite without a verification key".into())
-                    })?
+                    .ok_or_else(|| Error::Materials("signed suite without a verification key".into()))?
                     .clone();
                 let mut hasher = crypto::provider().hasher(signature_hash(alg));
                 hasher.update(&header_bytes[..parsed.total_len]);
@@ -76,11 +70,7 @@ impl MessageDecryptor {
             None => None,
         };
         Ok(Self {
-            cipher: Arc::new(FrameCipher::new(
-                key,
-                header.message_id.clone(),
-                header.frame_length,
-            )),
+            cipher: Arc::new(FrameCipher::new(key, header.message_id.clone(), header.frame_length)),
             content_type: header.content_type,
             next_sequence: 1,
             verifier,
@@ -112,9 +102,7 @@ impl MessageDecryptor {
             return Err(Error::Config("the body has already ended".into()));
         }
         let frame = match self.content_type {
-            ContentType::Framed => {
-                parse_frame(input, self.cipher.frame_length(), self.next_sequence)?
-            }
+            ContentType::Framed => parse_frame(input, self.cipher.frame_length(), self.next_sequence)?,
             ContentType::NonFramed => parse_single_block(input)?,
         };
         let Some(frame) = frame else {

@@ -31,9 +31,7 @@ impl EncryptedDataKey {
     /// Serialized length, or `None` if a field exceeds 65535 bytes.
     pub fn serialized_len(&self) -> Option<usize> {
         let max = usize::from(u16::MAX);
-        if self.provider_id.len() > max
-            || self.provider_info.len() > max
-            || self.ciphertext.len() > max
+        if self.provider_id.len() > max || self.provider_info.len() > max || self.ciphertext.len() > max
         {
             return None;
         }
@@ -70,10 +68,7 @@ impl fmt::Debug for EncryptedDataKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EncryptedDataKey")
             .field("provider_id", &self.provider_id)
-            .field(
-                "provider_info",
-                &String::from_utf8_lossy(&self.provider_info),
-            )
+            .field("provider_info", &String::from_utf8_lossy(&self.provider_info))
             .field("ciphertext_len", &self.ciphertext.len())
             .finish()
     }

@@ -32,12 +32,7 @@ pub fn frame_layout(plaintext_len: u64, frame_length: u32) -> (u64, u64) {
 }
 
 /// The exact ciphertext length of a message, given its header length.
-pub fn ciphertext_len(
-    header_len: usize,
-    plaintext_len: u64,
-    frame_length: u32,
-    signed_footer_max: usize,
-) -> Option<u64> {
+pub fn ciphertext_len(header_len: usize, plaintext_len: u64, frame_length: u32, signed_footer_max: usize) -> Option<u64> {
     let (regular, last) = frame_layout(plaintext_len, frame_length);
     let frames = regular
         .checked_mul(u64::from(frame_length) + crate::format::body::REGULAR_FRAME_OVERHEAD as u64)?
@@ -58,11 +53,7 @@ pub struct MessageEncryptor {
 impl MessageEncryptor {
     /// Derive keys from `materials`, build and authenticate the header, and append the
     /// serialized header to `out`.
-    pub fn new(
-        materials: &EncryptionMaterials,
-        frame_length: u32,
-        out: &mut Vec<u8>,
-    ) -> Result<Self> {
+    pub fn new(materials: &EncryptionMaterials, frame_length: u32, out: &mut Vec<u8>) -> Result<Self> {
         if frame_length == 0 {
             return Err(Error::Config("frame length must be at least 1".into()));
         }
@@ -150,17 +141,9 @@ impl MessageEncryptor {
     }
 
     /// Append one frame (regular: exactly the frame length; final: at most) to `out`.
-    pub fn write_frame(
-        &mut self,
-        plaintext: &[u8],
-        is_final: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
+    pub fn write_frame(&mut self, plaintext: &[u8], is_final: bool, out: &mut Vec<u8>) -> Result<()> {
         let start = out.len();
-        out.resize(
-            start + FrameCipher::frame_wire_len(plaintext.len(), is_final),
-            0,
-        );
+        out.resize(start + FrameCipher::frame_wire_len(plaintext.len(), is_final), 0);
         self.seal_into(plaintext, is_final, &mut out[start..])
     }
 

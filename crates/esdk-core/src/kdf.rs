@@ -15,11 +15,7 @@ pub struct DerivedKeys {
 }
 
 /// Derive the frame key (and commit key) for `suite`.
-pub fn derive_keys(
-    suite: AlgorithmSuite,
-    data_key: &[u8],
-    message_id: &[u8],
-) -> Result<DerivedKeys> {
+pub fn derive_keys(suite: AlgorithmSuite, data_key: &[u8], message_id: &[u8]) -> Result<DerivedKeys> {
     let id = suite.id().to_be_bytes();
     let mut key = Zeroizing::new(vec![0u8; suite.key_len()]);
     let provider = crypto::provider();
@@ -34,12 +30,7 @@ pub fn derive_keys(
             } else {
                 HashAlgorithm::Sha384
             };
-            provider.hkdf(
-                hash,
-                None,
-                data_key,
-                &mut [(&[&id, message_id], &mut key[..])],
-            )?;
+            provider.hkdf(hash, None, data_key, &mut [(&[&id, message_id], &mut key[..])])?;
             None
         }
         Kdf::HkdfSha512Commit => {

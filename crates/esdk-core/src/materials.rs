@@ -162,9 +162,7 @@ impl EncryptionMaterials {
             .as_ref()
             .ok_or_else(|| Error::Materials("no plaintext data key".into()))?;
         if key.len() != self.suite.data_key_len() {
-            return Err(Error::Materials(
-                "data key length does not match the suite".into(),
-            ));
+            return Err(Error::Materials("data key length does not match the suite".into()));
         }
         if self.encrypted_data_keys.is_empty() {
             return Err(Error::Materials("no encrypted data keys".into()));
@@ -195,16 +193,10 @@ impl fmt::Debug for EncryptionMaterials {
         f.debug_struct("EncryptionMaterials")
             .field("suite", &self.suite)
             .field("encryption_context", &self.encryption_context)
-            .field(
-                "required_encryption_context_keys",
-                &self.required_encryption_context_keys,
-            )
+            .field("required_encryption_context_keys", &self.required_encryption_context_keys)
             .field("encrypted_data_keys", &self.encrypted_data_keys)
             .field("data_key", &self.data_key)
-            .field(
-                "signing_key",
-                &self.signing_key.as_ref().map(|_| "[REDACTED]"),
-            )
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
 }
@@ -309,9 +301,7 @@ impl DecryptionMaterials {
             .as_ref()
             .ok_or_else(|| Error::Materials("no plaintext data key".into()))?;
         if key.len() != self.suite.data_key_len() {
-            return Err(Error::Materials(
-                "data key length does not match the suite".into(),
-            ));
+            return Err(Error::Materials("data key length does not match the suite".into()));
         }
         if self.suite.is_signed() != self.verifying_key.is_some() {
             return Err(Error::Materials(
@@ -334,10 +324,7 @@ impl fmt::Debug for DecryptionMaterials {
         f.debug_struct("DecryptionMaterials")
             .field("suite", &self.suite)
             .field("encryption_context", &self.encryption_context)
-            .field(
-                "required_encryption_context_keys",
-                &self.required_encryption_context_keys,
-            )
+            .field("required_encryption_context_keys", &self.required_encryption_context_keys)
             .field("data_key", &self.data_key)
             .field("has_verifying_key", &self.verifying_key.is_some())
             .finish()

@@ -247,9 +247,7 @@ impl CommitmentPolicy {
     /// the shipping implementations (0x0378), not the spec text (0x0078).
     pub const fn default_suite(self) -> AlgorithmSuite {
         match self {
-            Self::ForbidEncryptAllowDecrypt => {
-                AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384
-            }
+            Self::ForbidEncryptAllowDecrypt => AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384,
             _ => AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
         }
     }

@@ -67,9 +67,7 @@ impl RawAesKeyring {
             return fail("the wrapping key must be 16, 24 or 32 bytes");
         }
         if namespace.starts_with("aws-kms") {
-            return fail(
-                "key namespaces starting with \"aws-kms\" are reserved for AWS KMS keyrings",
-            );
+            return fail("key namespaces starting with \"aws-kms\" are reserved for AWS KMS keyrings");
         }
         if namespace.len() > usize::from(u16::MAX) || name.len() > usize::from(u16::MAX) - 20 {
             return fail("namespace or name too long for the wire format");
@@ -121,10 +119,7 @@ impl RawAesKeyring {
     }
 
     /// Wrap `materials`' data key (generating one if absent) and append the EDK.
-    pub fn wrap(
-        &self,
-        materials: &EncryptionMaterials,
-    ) -> Result<EncryptionMaterials, KeyringError> {
+    pub fn wrap(&self, materials: &EncryptionMaterials) -> Result<EncryptionMaterials, KeyringError> {
         let aad = context::serialize(materials.encryption_context())
             .map_err(|e| self.error(KeyringFailure::WrapFailed(e.to_string())))?;
         let materials = match materials.data_key() {
@@ -132,17 +127,14 @@ impl RawAesKeyring {
             None => {
                 let key = DataKey::generate(materials.suite())
                     .map_err(|e| self.error(KeyringFailure::WrapFailed(e.to_string())))?;
-                materials
-                    .clone()
-                    .with_data_key(key)
-                    .map_err(|r| self.error(r))?
+                materials.clone().with_data_key(key).map_err(|r| self.error(r))?
             }
         };
         let data_key = materials
             .data_key()
             .ok_or_else(|| self.error(KeyringFailure::NoDataKey))?;
-        let iv: [u8; 12] =
-            random_bytes().map_err(|e| self.error(KeyringFailure::WrapFailed(e.to_string())))?;
+        let iv: [u8; 12] = random_bytes()
+            .map_err(|e| self.error(KeyringFailure::WrapFailed(e.to_string())))?;
         let wrapped = aes_gcm_seal(&self.key, &iv, &aad, data_key.as_bytes())
             .map_err(|e| self.error(KeyringFailure::WrapFailed(e.to_string())))?;
         let edk = EncryptedDataKey::new(self.namespace.clone(), self.provider_info(&iv), wrapped);
@@ -230,9 +222,7 @@ mod tests {
     use esdk_core::{AlgorithmSuite, EncryptionContext};
 
     fn ctx() -> EncryptionContext {
-        [("purpose".to_string(), "test".to_string())]
-            .into_iter()
-            .collect()
+        [("purpose".to_string(), "test".to_string())].into_iter().collect()
     }
 
     fn suite() -> AlgorithmSuite {
@@ -251,15 +241,9 @@ mod tests {
             assert_eq!(edk.provider_info.len(), 4 + 20);
             assert_eq!(edk.ciphertext.len(), 32 + 16);
             let d = k
-                .unwrap(
-                    &DecryptionMaterials::new(suite(), ctx()),
-                    &m.encrypted_data_keys().to_vec(),
-                )
+                .unwrap(&DecryptionMaterials::new(suite(), ctx()), &m.encrypted_data_keys().to_vec())
                 .unwrap();
-            assert_eq!(
-                d.data_key().unwrap().as_bytes(),
-                m.data_key().unwrap().as_bytes()
-            );
+            assert_eq!(d.data_key().unwrap().as_bytes(), m.data_key().unwrap().as_bytes());
         }
     }
 
@@ -269,19 +253,11 @@ mod tests {
         let m = k.wrap(&EncryptionMaterials::new(suite(), ctx())).unwrap();
         let edks = m.encrypted_data_keys().to_vec();
         let err = k
-            .unwrap(
-                &DecryptionMaterials::new(suite(), EncryptionContext::new()),
-                &edks,
-            )
+            .unwrap(&DecryptionMaterials::new(suite(), EncryptionContext::new()), &edks)
             .unwrap_err();
-        assert!(
-            matches!(err.reason, KeyringFailure::UnwrapFailed(_)),
-            "{err}"
-        );
+        assert!(matches!(err.reason, KeyringFailure::UnwrapFailed(_)), "{err}");
         let other = RawAesKeyring::new("ns", "name", &[2u8; 32]).unwrap();
-        assert!(other
-            .unwrap(&DecryptionMaterials::new(suite(), ctx()), &edks)
-            .is_err());
+        assert!(other.unwrap(&DecryptionMaterials::new(suite(), ctx()), &edks).is_err());
         let other_name = RawAesKeyring::new("ns", "other", &[1u8; 32]).unwrap();
         let err = other_name
             .unwrap(&DecryptionMaterials::new(suite(), ctx()), &edks)
@@ -289,14 +265,10 @@ mod tests {
         assert!(matches!(err.reason, KeyringFailure::NoMatchingKey(1)));
         let mut tampered = edks.clone();
         tampered[0].ciphertext[0] ^= 1;
-        assert!(k
-            .unwrap(&DecryptionMaterials::new(suite(), ctx()), &tampered)
-            .is_err());
+        assert!(k.unwrap(&DecryptionMaterials::new(suite(), ctx()), &tampered).is_err());
         let mut truncated = edks.clone();
         truncated[0].ciphertext.pop();
-        assert!(k
-            .unwrap(&DecryptionMaterials::new(suite(), ctx()), &truncated)
-            .is_err());
+        assert!(k.unwrap(&DecryptionMaterials::new(suite(), ctx()), &truncated).is_err());
         assert!(RawAesKeyring::new("ns", "n", &[0u8; 20]).is_err());
         assert!(RawAesKeyring::new("aws-kms", "n", &[0u8; 16]).is_err());
         let with_key = DecryptionMaterials::new(suite(), ctx())

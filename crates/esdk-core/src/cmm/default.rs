@@ -1,8 +1,6 @@
 //! The default CMM: picks the suite, makes the per-message signing key, and calls a keyring.
 
-use super::{
-    CryptographicMaterialsManager, DecryptionMaterialsRequest, EncryptionMaterialsRequest,
-};
+use super::{CryptographicMaterialsManager, DecryptionMaterialsRequest, EncryptionMaterialsRequest};
 use crate::context::PUBLIC_KEY_FIELD;
 use crate::crypto;
 use crate::error::{ContextError, Error, Result};
@@ -67,9 +65,7 @@ impl CryptographicMaterialsManager for DefaultCmm {
         let materials = self.keyring.on_encrypt(&materials).await?;
         materials.validate()?;
         if materials.suite() != suite {
-            return Err(Error::Materials(
-                "keyring changed the algorithm suite".into(),
-            ));
+            return Err(Error::Materials("keyring changed the algorithm suite".into()));
         }
         for key in &request.required_encryption_context_keys {
             if !materials.required_encryption_context_keys().contains(key) {
@@ -140,9 +136,7 @@ impl CryptographicMaterialsManager for DefaultCmm {
             .await?;
         materials.validate()?;
         if materials.suite() != suite {
-            return Err(Error::Materials(
-                "keyring changed the algorithm suite".into(),
-            ));
+            return Err(Error::Materials("keyring changed the algorithm suite".into()));
         }
         Ok(materials)
     }

@@ -60,9 +60,7 @@ pub trait CryptographicMaterialsManager: Send + Sync {
 }
 
 #[async_trait]
-impl<C: CryptographicMaterialsManager + ?Sized> CryptographicMaterialsManager
-    for std::sync::Arc<C>
-{
+impl<C: CryptographicMaterialsManager + ?Sized> CryptographicMaterialsManager for std::sync::Arc<C> {
     async fn get_encryption_materials(
         &self,
         request: EncryptionMaterialsRequest,

@@ -167,10 +167,7 @@ mod tests {
             hex::encode(&sealed),
             "0388dace60b6a392f328c2b971b2fe78ab6e47d42cec13bdf53a67b21257bddf"
         );
-        assert_eq!(
-            &aes_gcm_open(&key, &iv, &[], &sealed).unwrap()[..],
-            &[0u8; 16]
-        );
+        assert_eq!(&aes_gcm_open(&key, &iv, &[], &sealed).unwrap()[..], &[0u8; 16]);
         let mut bad = sealed.clone();
         bad[0] ^= 1;
         assert!(aes_gcm_open(&key, &iv, &[], &bad).is_err());
@@ -183,10 +180,7 @@ mod tests {
         let key = [7u8; 24];
         let iv = [1u8; 12];
         let sealed = aes_gcm_seal(&key, &iv, b"aad", b"hello").unwrap();
-        assert_eq!(
-            &aes_gcm_open(&key, &iv, b"aad", &sealed).unwrap()[..],
-            b"hello"
-        );
+        assert_eq!(&aes_gcm_open(&key, &iv, b"aad", &sealed).unwrap()[..], b"hello");
         assert!(provider().aead_key(&[0u8; 20]).is_err());
     }
 

@@ -2,9 +2,7 @@
 //! AES-192-GCM and digest-based ECDSA from RustCrypto, which `ring` does not offer.
 
 use super::rustcrypto::{Aes192GcmKey, EcdsaSigningKey, EcdsaVerifyingKey};
-use super::{
-    AeadKey, AuthenticationFailed, CryptoProvider, HashAlgorithm, Hasher, SigningKey, VerifyingKey,
-};
+use super::{AeadKey, AuthenticationFailed, CryptoProvider, HashAlgorithm, Hasher, SigningKey, VerifyingKey};
 use crate::error::{Error, Result};
 use crate::suite::SignatureAlgorithm;
 use ring::rand::SecureRandom;

@@ -114,11 +114,7 @@ pub(crate) enum EcdsaVerifyingKey {
 
 impl EcdsaVerifyingKey {
     pub(crate) fn from_sec1(alg: SignatureAlgorithm, sec1: &[u8]) -> Result<Self> {
-        let bad = |_| {
-            Error::Format(FormatError::VerificationKey(
-                "not a valid point on the suite's curve",
-            ))
-        };
+        let bad = |_| Error::Format(FormatError::VerificationKey("not a valid point on the suite's curve"));
         Ok(match alg {
             SignatureAlgorithm::EcdsaP256Sha256 => {
                 Self::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1).map_err(bad)?)

@@ -277,9 +277,7 @@ impl FrameCipher {
             plaintext.len() as u64,
             &mut aad_buf,
         );
-        let tag = self
-            .key
-            .seal_in_place(&iv, aad, &mut out[content_start..n])?;
+        let tag = self.key.seal_in_place(&iv, aad, &mut out[content_start..n])?;
         out[n..].copy_from_slice(&tag);
         Ok(())
     }
@@ -353,10 +351,7 @@ mod tests {
         f.extend_from_slice(&[0; 4 + 16]);
         assert!(matches!(
             parse_frame(&f, 4, 1),
-            Err(Error::Format(FormatError::SequenceNumber {
-                found: 2,
-                expected: 1
-            }))
+            Err(Error::Format(FormatError::SequenceNumber { found: 2, expected: 1 }))
         ));
         for cut in 0..f.len() {
             assert!(parse_frame(&f[..cut], 4, 2).unwrap().is_none());

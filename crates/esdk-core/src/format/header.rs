@@ -118,10 +118,7 @@ impl Header {
     /// Returns `Ok(None)` when `input` is a valid prefix that ends too early, so a streaming
     /// caller can read more and try again. The EDK limit is enforced as soon as the count is
     /// read, before any EDK is parsed. Nothing is allocated beyond what the input holds.
-    pub fn parse(
-        input: &[u8],
-        max_encrypted_data_keys: Option<u16>,
-    ) -> Result<Option<ParsedHeader>> {
+    pub fn parse(input: &[u8], max_encrypted_data_keys: Option<u16>) -> Result<Option<ParsedHeader>> {
         match Self::parse_inner(input, max_encrypted_data_keys) {
             Ok(parsed) => Ok(Some(parsed)),
             Err(ParseFailure::Short(_)) => Ok(None),
