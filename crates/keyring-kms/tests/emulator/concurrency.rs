@@ -147,8 +147,10 @@ fn two_hundred_concurrent_encrypts_on_one_thread() {
     two_hundred_encrypts(runtime, endpoint);
 }
 
-/// With every KMS request held for 1 s, a generator and three more keys take about two
-/// round trips (2 s), not four (4 s), and the three Encrypt calls are in flight together.
+/// With every KMS request held for 1 s at the proxy, the three Encrypt calls of a generator
+/// plus three more keys are all in flight at once (wrapped one after the other, at most one
+/// would be). Elapsed time is printed, not asserted: it also depends on how busy moto is
+/// with the other tests running beside this one.
 #[tokio::test]
 async fn additional_keys_are_wrapped_concurrently() {
     let endpoint = emulator_or_skip!();
@@ -183,8 +185,5 @@ async fn additional_keys_are_wrapped_concurrently() {
     let expected: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
     assert_eq!(order, expected, "EDKs stay in configuration order");
     assert_eq!(proxy.max_in_flight(), 3, "the three Encrypt calls overlap");
-    assert!(
-        elapsed < Duration::from_millis(3500),
-        "took {elapsed:?}; sequential would be >= 4 s"
-    );
+    eprintln!("generator + 3 keys with 1 s per KMS request: {elapsed:?}");
 }
