@@ -1,8 +1,10 @@
 //! `cargo xtask`: the project's one entry point for tests, test vectors, interop,
 //! benchmarks, fuzzing and emulator set-up.
 
+mod deps_check;
 mod fuzz;
 mod interop;
+mod moto;
 mod softhsm;
 mod test;
 mod vectors;
@@ -37,6 +39,16 @@ enum Command {
     },
     /// Interoperability with the official Python SDK, both directions.
     Interop(interop::Args),
+    /// Run the KMS emulator (moto, installed and patched on first use): with no command it
+    /// runs in the foreground and prints the exports; `cargo xtask moto CMD ARGS...` runs
+    /// CMD against it, then stops it.
+    Moto {
+        /// The command to run against the emulator.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Check that the facade without the `kms` feature compiles no AWS SDK crate.
+    CheckNoAws,
     /// Set up a SoftHSM2 token: `cargo xtask softhsm [--dir DIR] [-- COMMAND ARGS...]` runs
     /// COMMAND with the token's environment, then removes the token; without a command it
     /// keeps the token and prints `export` lines.
@@ -104,10 +116,16 @@ fn vectors_decrypt(manifests: Vec<PathBuf>, verbose: bool) -> Result<vectors::Ta
     Ok(total)
 }
 
+fn exit_code(code: i32) -> std::process::ExitCode {
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Softhsm { args } => return softhsm::cli(&args),
+        Command::Moto { args } => return exit_code(moto::cli(&workspace_root(), &args)),
+        Command::CheckNoAws => return exit_code(deps_check::cli(&workspace_root())),
         Command::Test => test::run(),
         Command::Fuzz { targets, seconds } => fuzz::run(targets, seconds).map(|tally| {
             println!("{tally}");

@@ -1,5 +1,7 @@
 //! `cargo xtask test`: every check CI runs, in order, with emulator set-up around the tests.
 
+use crate::deps_check::check_facade_without_kms;
+use crate::moto::MotoEnv;
 use crate::softhsm::SoftHsm;
 use crate::{interop, shared_dir, vectors, vectors_decrypt, workspace_root};
 use anyhow::{anyhow, Context, Result};
@@ -50,13 +52,27 @@ pub fn run() -> Result<bool> {
     // the guard drops, even if a step fails.
     println!("==> SoftHSM2 token set-up");
     let hsm = SoftHsm::setup().map_err(|e| anyhow!("SoftHSM2 set-up: {e}"))?;
+    println!("==> KMS emulator (moto) set-up");
+    let moto = MotoEnv::start(&workspace_root()).map_err(|e| anyhow!("moto set-up: {e}"))?;
     let mut tests = cargo_command(&["test", "--workspace", "--all-features"]);
     hsm.apply(&mut tests);
+    moto.apply(&mut tests);
     steps.push(Step {
-        name: "cargo test --workspace --all-features (SoftHSM2)",
+        name: "cargo test --workspace --all-features (SoftHSM2, moto)",
         ok: status(tests)?,
     });
+    drop(moto);
     drop(hsm);
+
+    println!("==> the facade without `kms` compiles no AWS SDK crate");
+    let no_aws = check_facade_without_kms(&workspace_root());
+    if let Err(e) = &no_aws {
+        println!("FAIL {e}");
+    }
+    steps.push(Step {
+        name: "facade without kms has no AWS SDK",
+        ok: no_aws.is_ok(),
+    });
 
     println!(
         "==> vectors decrypt (every set under {})",

@@ -9,10 +9,11 @@
 //! | `raw-aes` (default) | [`raw_aes::RawAesKeyring`]: AES-GCM wrapping key in memory |
 //! | `raw-rsa` (default) | [`raw_rsa::RawRsaKeyring`]: RSA-OAEP (or PKCS#1 v1.5, for compatibility) with keys in memory; encrypt-only from a public key |
 //! | `multi` (default) | [`multi::MultiKeyring`]: a generator plus child keyrings of any kind |
+//! | `pkcs11` | `pkcs11::HsmAesKeyring`, `pkcs11::HsmRsaKeyring`: keys held in an HSM (PKCS#11) |
+//! | `kms` | `kms::KmsKeyring` and the rest of the AWS KMS keyring family (see `keyring_kms`); pulls the AWS SDK for KMS |
 //!
 //! The required-encryption-context CMM ([`RequiredEncryptionContextCmm`]) is part of the core
 //! and needs no feature.
-//! | `pkcs11` | `pkcs11::HsmAesKeyring`, `pkcs11::HsmRsaKeyring`: keys held in an HSM (PKCS#11) |
 //!
 //! ```
 //! use esdk::{Client, DecryptOptions, EncryptOptions, EncryptionContext, MaterialsSource};
@@ -66,4 +67,10 @@ pub mod multi {
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11 {
     pub use keyring_pkcs11_hsm::*;
+}
+
+/// The AWS KMS keyrings (feature `kms`): everything in `keyring_kms`.
+#[cfg(feature = "kms")]
+pub mod kms {
+    pub use keyring_kms::*;
 }
