@@ -49,6 +49,71 @@ impl fmt::Debug for DataKey {
     }
 }
 
+/// The data-key rules both kinds of materials share: never replace a key, and the length must
+/// fit the suite.
+fn check_new_data_key(
+    suite: AlgorithmSuite,
+    existing: &Option<DataKey>,
+    key: &DataKey,
+) -> Result<(), KeyringFailure> {
+    if existing.is_some() {
+        return Err(KeyringFailure::DataKeyAlreadyPresent);
+    }
+    if key.len() != suite.data_key_len() {
+        return Err(KeyringFailure::Materials(format!(
+            "data key is {} bytes, suite {} needs {}",
+            key.len(),
+            suite,
+            suite.data_key_len()
+        )));
+    }
+    Ok(())
+}
+
+/// Add `keys` to `required` (without duplicates); each must be a key of `context`.
+fn add_required_keys(
+    context: &EncryptionContext,
+    required: &mut Vec<String>,
+    keys: impl IntoIterator<Item = String>,
+) -> Result<()> {
+    for key in keys {
+        if !context.contains_key(&key) {
+            return Err(Error::Materials(format!(
+                "required encryption context key {key:?} is not in the encryption context"
+            )));
+        }
+        if !required.contains(&key) {
+            required.push(key);
+        }
+    }
+    Ok(())
+}
+
+/// Checks shared by both `validate` methods.
+fn validate_common(
+    suite: AlgorithmSuite,
+    data_key: &Option<DataKey>,
+    context: &EncryptionContext,
+    required: &[String],
+) -> Result<()> {
+    let key = data_key
+        .as_ref()
+        .ok_or_else(|| Error::Materials("no plaintext data key".into()))?;
+    if key.len() != suite.data_key_len() {
+        return Err(Error::Materials(
+            "data key length does not match the suite".into(),
+        ));
+    }
+    for key in required {
+        if !context.contains_key(key) {
+            return Err(Error::Materials(format!(
+                "required encryption context key {key:?} is not in the encryption context"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Materials for encrypting one message.
 #[derive(Clone)]
 pub struct EncryptionMaterials {
@@ -105,19 +170,20 @@ impl EncryptionMaterials {
 
     /// Set the data key; fails if one is present or its length is wrong for the suite.
     pub fn with_data_key(mut self, key: DataKey) -> Result<Self, KeyringFailure> {
-        if self.data_key.is_some() {
-            return Err(KeyringFailure::DataKeyAlreadyPresent);
-        }
-        if key.len() != self.suite.data_key_len() {
-            return Err(KeyringFailure::Materials(format!(
-                "data key is {} bytes, suite {} needs {}",
-                key.len(),
-                self.suite,
-                self.suite.data_key_len()
-            )));
-        }
+        check_new_data_key(self.suite, &self.data_key, &key)?;
         self.data_key = Some(key);
         Ok(self)
+    }
+
+    /// These materials with a data key: unchanged if they hold one, else with a fresh random
+    /// key of the suite's length. What every generating keyring's `on_encrypt` starts with.
+    pub fn with_data_key_or_generate(&self) -> Result<Self, KeyringFailure> {
+        if self.data_key.is_some() {
+            return Ok(self.clone());
+        }
+        let key = DataKey::generate(self.suite)
+            .map_err(|e| KeyringFailure::WrapFailed(format!("generating the data key: {e}")))?;
+        self.clone().with_data_key(key)
     }
 
     /// Append an EDK (which must wrap the current data key).
@@ -137,16 +203,11 @@ impl EncryptionMaterials {
         mut self,
         keys: impl IntoIterator<Item = String>,
     ) -> Result<Self> {
-        for key in keys {
-            if !self.encryption_context.contains_key(&key) {
-                return Err(Error::Materials(format!(
-                    "required encryption context key {key:?} is not in the encryption context"
-                )));
-            }
-            if !self.required_encryption_context_keys.contains(&key) {
-                self.required_encryption_context_keys.push(key);
-            }
-        }
+        add_required_keys(
+            &self.encryption_context,
+            &mut self.required_encryption_context_keys,
+            keys,
+        )?;
         Ok(self)
     }
 
@@ -157,15 +218,12 @@ impl EncryptionMaterials {
 
     /// Check the rules the message layer relies on (CMM output validation).
     pub fn validate(&self) -> Result<()> {
-        let key = self
-            .data_key
-            .as_ref()
-            .ok_or_else(|| Error::Materials("no plaintext data key".into()))?;
-        if key.len() != self.suite.data_key_len() {
-            return Err(Error::Materials(
-                "data key length does not match the suite".into(),
-            ));
-        }
+        validate_common(
+            self.suite,
+            &self.data_key,
+            &self.encryption_context,
+            &self.required_encryption_context_keys,
+        )?;
         if self.encrypted_data_keys.is_empty() {
             return Err(Error::Materials("no encrypted data keys".into()));
         }
@@ -177,13 +235,6 @@ impl EncryptionMaterials {
         if let Some(k) = &self.signing_key {
             if Some(k.algorithm()) != self.suite.signature() {
                 return Err(Error::Materials("signing key is for another curve".into()));
-            }
-        }
-        for key in &self.required_encryption_context_keys {
-            if !self.encryption_context.contains_key(key) {
-                return Err(Error::Materials(format!(
-                    "required encryption context key {key:?} is not in the encryption context"
-                )));
             }
         }
         Ok(())
@@ -258,17 +309,7 @@ impl DecryptionMaterials {
 
     /// Set the unwrapped data key; fails if one is present or the length is wrong.
     pub fn with_data_key(mut self, key: DataKey) -> Result<Self, KeyringFailure> {
-        if self.data_key.is_some() {
-            return Err(KeyringFailure::DataKeyAlreadyPresent);
-        }
-        if key.len() != self.suite.data_key_len() {
-            return Err(KeyringFailure::Materials(format!(
-                "unwrapped data key is {} bytes, suite {} needs {}",
-                key.len(),
-                self.suite,
-                self.suite.data_key_len()
-            )));
-        }
+        check_new_data_key(self.suite, &self.data_key, &key)?;
         self.data_key = Some(key);
         Ok(self)
     }
@@ -284,16 +325,11 @@ impl DecryptionMaterials {
         mut self,
         keys: impl IntoIterator<Item = String>,
     ) -> Result<Self> {
-        for key in keys {
-            if !self.encryption_context.contains_key(&key) {
-                return Err(Error::Materials(format!(
-                    "required encryption context key {key:?} is not in the encryption context"
-                )));
-            }
-            if !self.required_encryption_context_keys.contains(&key) {
-                self.required_encryption_context_keys.push(key);
-            }
-        }
+        add_required_keys(
+            &self.encryption_context,
+            &mut self.required_encryption_context_keys,
+            keys,
+        )?;
         Ok(self)
     }
 
@@ -304,26 +340,16 @@ impl DecryptionMaterials {
 
     /// Check the rules the message layer relies on.
     pub fn validate(&self) -> Result<()> {
-        let key = self
-            .data_key
-            .as_ref()
-            .ok_or_else(|| Error::Materials("no plaintext data key".into()))?;
-        if key.len() != self.suite.data_key_len() {
-            return Err(Error::Materials(
-                "data key length does not match the suite".into(),
-            ));
-        }
+        validate_common(
+            self.suite,
+            &self.data_key,
+            &self.encryption_context,
+            &self.required_encryption_context_keys,
+        )?;
         if self.suite.is_signed() != self.verifying_key.is_some() {
             return Err(Error::Materials(
                 "verification key presence does not match the suite".into(),
             ));
-        }
-        for key in &self.required_encryption_context_keys {
-            if !self.encryption_context.contains_key(key) {
-                return Err(Error::Materials(format!(
-                    "required encryption context key {key:?} is not in the encryption context"
-                )));
-            }
         }
         Ok(())
     }

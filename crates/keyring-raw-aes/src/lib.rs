@@ -127,17 +127,9 @@ impl RawAesKeyring {
     ) -> Result<EncryptionMaterials, KeyringError> {
         let aad = context::serialize(materials.encryption_context())
             .map_err(|e| self.error(KeyringFailure::WrapFailed(e.to_string())))?;
-        let materials = match materials.data_key() {
-            Some(_) => materials.clone(),
-            None => {
-                let key = DataKey::generate(materials.suite())
-                    .map_err(|e| self.error(KeyringFailure::WrapFailed(e.to_string())))?;
-                materials
-                    .clone()
-                    .with_data_key(key)
-                    .map_err(|r| self.error(r))?
-            }
-        };
+        let materials = materials
+            .with_data_key_or_generate()
+            .map_err(|r| self.error(r))?;
         let data_key = materials
             .data_key()
             .ok_or_else(|| self.error(KeyringFailure::NoDataKey))?;
