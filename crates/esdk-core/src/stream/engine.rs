@@ -1,0 +1,308 @@
+//! Batches of frames and the engine that seals or opens them, on the calling thread or on a
+//! small pool of worker threads.
+//!
+//! A [`Batch`] owns one buffer holding several frames exactly as they lie on the wire, so a
+//! frame is sealed or opened in place: the input is copied once, into the batch, and the
+//! output is written from it. Buffers go round between the stream and the workers and are
+//! reused; nothing is allocated per frame. Results come back in submission order (batch `n`
+//! goes to worker `n % threads` and comes back on that worker's channel), so the signature
+//! hash and the release of plaintext stay in wire order.
+
+use crate::error::{Error, Result};
+use crate::format::body::{BlockKind, FrameCipher, FrameRef};
+use crate::suite::AlgorithmSuite;
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// One frame inside a batch buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    pub(crate) sequence_number: u32,
+    pub(crate) kind: BlockKind,
+    pub(crate) iv: [u8; AlgorithmSuite::IV_LEN],
+    pub(crate) tag: [u8; AlgorithmSuite::TAG_LEN],
+    /// Offset of the frame's first wire byte in the batch buffer.
+    pub(crate) wire_start: usize,
+    /// Offset of the frame's content.
+    pub(crate) content_start: usize,
+    /// Content length.
+    pub(crate) content_len: usize,
+}
+
+impl Slot {
+    /// One past the frame's last wire byte (its tag ends the frame).
+    pub(crate) fn wire_end(&self) -> usize {
+        self.content_start + self.content_len + AlgorithmSuite::TAG_LEN
+    }
+
+    /// Whether this is the last block of the body.
+    pub(crate) fn is_last(&self) -> bool {
+        self.kind != BlockKind::Frame
+    }
+
+    /// The frame as [`FrameCipher::open_in_place`] wants it (the content is passed apart).
+    fn as_frame_ref(&self) -> FrameRef<'static> {
+        FrameRef {
+            sequence_number: self.sequence_number,
+            kind: self.kind,
+            iv: self.iv,
+            ciphertext: &[],
+            tag: self.tag,
+            wire_len: self.wire_end() - self.wire_start,
+        }
+    }
+}
+
+/// Several frames in one reusable buffer.
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// The wire bytes (plaintext in place of the content before sealing / after opening).
+    pub(crate) buf: Vec<u8>,
+    /// Bytes of `buf` in use (on decrypt, bytes received).
+    pub(crate) len: usize,
+    /// The frames, in order.
+    pub(crate) slots: Vec<Slot>,
+    /// On decrypt: how many leading frames verified.
+    pub(crate) verified: usize,
+    /// The first failure while sealing or opening (frames after `verified` must not be
+    /// released).
+    pub(crate) failure: Option<Error>,
+    /// A failure found while parsing, to report once the frames before it are released.
+    pub(crate) then_fail: Option<Error>,
+}
+
+impl Batch {
+    /// Empty the batch for reuse, keeping its allocations.
+    pub(crate) fn reset(&mut self) {
+        self.len = 0;
+        self.slots.clear();
+        self.verified = 0;
+        self.failure = None;
+        self.then_fail = None;
+    }
+
+    /// Grow the buffer (never shrink) so that it holds at least `len` bytes.
+    pub(crate) fn ensure_len(&mut self, len: usize, cap: usize) {
+        if self.buf.len() < len {
+            let target = len
+                .max(self.buf.len().saturating_mul(2))
+                .max(16 * 1024)
+                .min(cap.max(len));
+            self.buf.resize(target, 0);
+        }
+    }
+}
+
+/// What the engine does to a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// Seal every slot in place (encrypt).
+    Seal,
+    /// Open every slot in place, stopping at the first that fails (decrypt).
+    Open,
+}
+
+fn process(cipher: &FrameCipher, work: Work, batch: &mut Batch) {
+    let Batch {
+        buf,
+        slots,
+        verified,
+        failure,
+        ..
+    } = batch;
+    for slot in slots.iter() {
+        let result = match work {
+            Work::Seal => cipher.seal_in_place(
+                slot.sequence_number,
+                slot.kind == BlockKind::FinalFrame,
+                &mut buf[slot.wire_start..slot.wire_end()],
+            ),
+            Work::Open => cipher.open_in_place(
+                &slot.as_frame_ref(),
+                &mut buf[slot.content_start..slot.content_start + slot.content_len],
+            ),
+        };
+        if let Err(e) = result {
+            *failure = Some(e);
+            return;
+        }
+        *verified += 1;
+    }
+}
+
+/// One worker thread and its two channels.
+struct Lane {
+    jobs: Option<Sender<Batch>>,
+    results: Receiver<Batch>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Worker threads, each fed and drained in round-robin order.
+struct Pool {
+    lanes: Vec<Lane>,
+    submitted: usize,
+    collected: usize,
+}
+
+impl Pool {
+    fn new(cipher: &Arc<FrameCipher>, work: Work, threads: usize) -> std::io::Result<Self> {
+        let mut lanes = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (job_tx, job_rx) = mpsc::channel::<Batch>();
+            let (done_tx, done_rx) = mpsc::channel::<Batch>();
+            let cipher = Arc::clone(cipher);
+            let handle = std::thread::Builder::new()
+                .name(format!("esdk-frames-{i}"))
+                .spawn(move || {
+                    while let Ok(mut batch) = job_rx.recv() {
+                        process(&cipher, work, &mut batch);
+                        if done_tx.send(batch).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            lanes.push(Lane {
+                jobs: Some(job_tx),
+                results: done_rx,
+                handle: Some(handle),
+            });
+        }
+        Ok(Self {
+            lanes,
+            submitted: 0,
+            collected: 0,
+        })
+    }
+
+    fn in_flight(&self) -> usize {
+        self.submitted - self.collected
+    }
+
+    fn submit(&mut self, batch: Batch) -> Result<()> {
+        let lane = &self.lanes[self.submitted % self.lanes.len()];
+        lane.jobs
+            .as_ref()
+            .and_then(|tx| tx.send(batch).ok())
+            .ok_or_else(stopped)?;
+        self.submitted += 1;
+        Ok(())
+    }
+
+    fn collect(&mut self, block: bool) -> Result<Option<Batch>> {
+        if self.in_flight() == 0 {
+            return Ok(None);
+        }
+        let lane = &self.lanes[self.collected % self.lanes.len()];
+        let batch = if block {
+            lane.results.recv().map_err(|_| stopped())?
+        } else {
+            match lane.results.try_recv() {
+                Ok(b) => b,
+                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Disconnected) => return Err(stopped()),
+            }
+        };
+        self.collected += 1;
+        Ok(Some(batch))
+    }
+}
+
+fn stopped() -> Error {
+    Error::Crypto("a frame worker thread stopped unexpectedly")
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        for lane in &mut self.lanes {
+            lane.jobs = None;
+        }
+        for lane in &mut self.lanes {
+            if let Some(handle) = lane.handle.take() {
+                // A worker that panicked has nothing left to report: the stream already
+                // failed with `stopped()`.
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Seals or opens batches in order, on worker threads once a message proves large enough.
+pub(crate) struct Engine {
+    cipher: Arc<FrameCipher>,
+    work: Work,
+    threads: usize,
+    pool: Option<Pool>,
+    /// Batches processed on the calling thread, oldest first.
+    done_here: VecDeque<Batch>,
+    spare: Vec<Batch>,
+}
+
+impl Engine {
+    pub(crate) fn new(cipher: Arc<FrameCipher>, work: Work, threads: usize) -> Self {
+        Self {
+            cipher,
+            work,
+            threads: threads.max(1),
+            pool: None,
+            done_here: VecDeque::with_capacity(1),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Batches submitted and not yet collected.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.done_here.len() + self.pool.as_ref().map_or(0, Pool::in_flight)
+    }
+
+    /// How many batches may be in flight at once: one on the calling thread, two per worker.
+    pub(crate) fn max_in_flight(&self) -> usize {
+        if self.pool.is_some() {
+            2 * self.threads
+        } else {
+            1
+        }
+    }
+
+    /// Hand over a batch. `more_follow`: the message has batches after this one, so it is worth
+    /// starting the worker threads (a message of one batch never starts them).
+    pub(crate) fn submit(&mut self, mut batch: Batch, more_follow: bool) -> Result<()> {
+        if self.pool.is_none() && self.threads > 1 && more_follow {
+            // If threads cannot be started, carry on here.
+            self.pool = Pool::new(&self.cipher, self.work, self.threads).ok();
+        }
+        match &mut self.pool {
+            Some(pool) => pool.submit(batch),
+            None => {
+                process(&self.cipher, self.work, &mut batch);
+                self.done_here.push_back(batch);
+                Ok(())
+            }
+        }
+    }
+
+    /// The oldest batch, if done (`block`: wait for it). `Ok(None)` if none is in flight or
+    /// (not blocking) it is not done yet.
+    pub(crate) fn collect(&mut self, block: bool) -> Result<Option<Batch>> {
+        if let Some(batch) = self.done_here.pop_front() {
+            return Ok(Some(batch));
+        }
+        match &mut self.pool {
+            Some(pool) => pool.collect(block),
+            None => Ok(None),
+        }
+    }
+
+    /// A cleared batch to fill, reusing a returned one when possible.
+    pub(crate) fn spare(&mut self) -> Batch {
+        let mut batch = self.spare.pop().unwrap_or_default();
+        batch.reset();
+        batch
+    }
+
+    /// Give a batch back for reuse.
+    pub(crate) fn recycle(&mut self, batch: Batch) {
+        self.spare.push(batch);
+    }
+}
