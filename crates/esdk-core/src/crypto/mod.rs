@@ -8,12 +8,15 @@ use crate::error::{Error, Result};
 use crate::suite::SignatureAlgorithm;
 use core::fmt;
 
+#[cfg(any(feature = "aws-lc", feature = "fips"))]
+mod aws_lc_provider;
 #[cfg(feature = "ring")]
 mod ring_provider;
+#[cfg(feature = "ring")]
 mod rustcrypto;
 
-#[cfg(not(feature = "ring"))]
-compile_error!("esdk-core needs a crypto provider: enable the `ring` feature");
+#[cfg(not(any(feature = "ring", feature = "aws-lc", feature = "fips")))]
+compile_error!("esdk-core needs a crypto provider: enable the `aws-lc` or the `ring` feature");
 
 /// An AES-GCM key with a 12-byte IV and 16-byte tag.
 pub trait AeadKey: Send + Sync {
@@ -108,9 +111,29 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug {
     fn fill_random(&self, out: &mut [u8]) -> Result<()>;
 }
 
-/// The provider compiled in as the default.
+/// The provider in use: `aws-lc-rs` when the `aws-lc` (or `fips`) feature is on, also when
+/// `ring` is on too (enabling `aws-lc` is the explicit choice); otherwise `ring`.
 pub fn provider() -> &'static dyn CryptoProvider {
+    #[cfg(any(feature = "aws-lc", feature = "fips"))]
+    {
+        aws_lc()
+    }
+    #[cfg(not(any(feature = "aws-lc", feature = "fips")))]
+    {
+        ring()
+    }
+}
+
+/// The `ring` provider (feature `ring`), whichever provider is in use.
+#[cfg(feature = "ring")]
+pub fn ring() -> &'static dyn CryptoProvider {
     &ring_provider::RING
+}
+
+/// The `aws-lc-rs` provider (feature `aws-lc` or `fips`).
+#[cfg(any(feature = "aws-lc", feature = "fips"))]
+pub fn aws_lc() -> &'static dyn CryptoProvider {
+    &aws_lc_provider::AWS_LC
 }
 
 /// Random bytes from the default provider.
