@@ -67,19 +67,49 @@ pub(crate) fn encrypt_body(
     let regular_bytes = regular * fl;
     if !worth_spreading(threads, regular as u64, frame_length) {
         for chunk in plaintext[..regular_bytes].chunks_exact(fl) {
-            encryptor.write_frame(chunk, false, out)?;
+            append_frame(encryptor, chunk, false, out)?;
         }
-        return encryptor.write_frame(&plaintext[regular_bytes..], true, out);
+        return append_frame(encryptor, &plaintext[regular_bytes..], true, out);
     }
     let rw = fl + REGULAR_FRAME_OVERHEAD;
     let start = out.len();
     let final_wire = usize::try_from(last_len)
         .map_err(|_| Error::Config("message too large".into()))?
         + FINAL_FRAME_OVERHEAD;
-    out.resize(start + regular * rw + final_wire, 0);
+    let body_end = start + regular * rw + final_wire;
+    // A fresh zeroed allocation (pages the kernel zeroes on first touch, in the worker
+    // threads) rather than resizing, which would zero the whole body on this thread first.
+    // The slack leaves room for the footer.
+    let mut fresh = vec![0u8; body_end + FOOTER_SLACK];
+    fresh[..start].copy_from_slice(out);
+    fresh.truncate(body_end);
+    *out = fresh;
     let (body, final_out) = out[start..].split_at_mut(regular * rw);
     seal_regular_frames(encryptor, &plaintext[..regular_bytes], body, threads)?;
     encryptor.seal_into(&plaintext[regular_bytes..], true, final_out)
+}
+
+/// Room kept after the body for the footer: length field and the longest DER signature.
+const FOOTER_SLACK: usize = 2 + 139;
+
+/// Append one sealed frame to `out`: the plaintext is copied once, straight into place, and
+/// sealed there (no zero-fill pass).
+fn append_frame(
+    encryptor: &mut MessageEncryptor,
+    plaintext: &[u8],
+    is_final: bool,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; FINAL_FRAME_OVERHEAD][..FrameCipher::content_offset(is_final)]);
+    out.extend_from_slice(plaintext);
+    out.extend_from_slice(&[0u8; crate::suite::AlgorithmSuite::TAG_LEN]);
+    let sequence = encryptor.next_sequence_number();
+    encryptor
+        .cipher()
+        .seal_in_place(sequence, is_final, &mut out[start..])?;
+    encryptor.account_sealed(is_final, &out[start..]);
+    Ok(())
 }
 
 /// A batch of regular frames for a worker: its index, first sequence number, plaintext and
@@ -233,11 +263,12 @@ fn decrypt_sequential(
             .ok_or(Error::Truncated(
                 "the body ends inside a frame or before the final frame",
             ))?;
+        // Copy the ciphertext in and open it in place: one pass, no zero-fill first.
         let start = plaintext.len();
-        plaintext.resize(start + frame.ciphertext.len(), 0);
+        plaintext.extend_from_slice(frame.ciphertext);
         decryptor
             .cipher()
-            .open_frame(&frame, &mut plaintext[start..])?;
+            .open_in_place(&frame, &mut plaintext[start..])?;
         pos += frame.wire_len;
     }
     Ok(pos)
@@ -298,8 +329,8 @@ fn open_spread(
     let rw = fl + REGULAR_FRAME_OVERHEAD;
     let per_batch = batch_frames(frame_length);
     let regular_wire = layout.regular * rw;
-    plaintext.clear();
-    plaintext.resize(layout.regular * fl + layout.final_len, 0);
+    // Zeroed pages from the allocator, first touched by the workers (no zero-fill pass here).
+    *plaintext = vec![0u8; layout.regular * fl + layout.final_len];
     let (regular_out, final_out) = plaintext.split_at_mut(layout.regular * fl);
     let body = &message[pos..];
     let mut queues: Vec<Vec<OpenJob<'_>>> = (0..threads).map(|_| Vec::new()).collect();

@@ -296,7 +296,9 @@ impl DecryptCore {
                 return Ok(true);
             }
             if self.cur.slots.len() == self.per_batch {
-                let mut next = self.engine.spare();
+                // More batches follow: size the next one in full at once.
+                let full = self.batch_cap.min(self.cur.buf.len());
+                let mut next = self.engine.spare_sized(full, self.per_batch);
                 let rest = self.cur.len - self.parsed;
                 next.ensure_len(rest, self.batch_cap);
                 next.buf[..rest].copy_from_slice(&self.cur.buf[self.parsed..self.cur.len]);

@@ -198,7 +198,7 @@ impl EncryptCore {
         let encryptor = self
             .encryptor
             .as_mut()
-            .ok_or(Error::Config("the message was already finished".into()))?;
+            .ok_or_else(|| Error::Config("the message was already finished".into()))?;
         for slot in &batch.slots {
             encryptor.account_sealed(slot.is_last(), &batch.buf[slot.wire_start..slot.wire_end()]);
         }
@@ -235,7 +235,10 @@ impl EncryptCore {
     /// regular frames.
     fn dispatch_regular_batch(&mut self) -> Result<()> {
         let count = self.per_batch;
-        let mut batch = std::mem::replace(&mut self.cur, self.engine.spare());
+        let next = self
+            .engine
+            .spare_sized(self.per_batch * self.rw + FINAL_SHIFT, self.per_batch);
+        let mut batch = std::mem::replace(&mut self.cur, next);
         for i in 0..count {
             batch.slots.push(self.slot(i, BlockKind::Frame, self.fl)?);
         }

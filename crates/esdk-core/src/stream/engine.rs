@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::body::{BlockKind, FrameCipher, FrameRef};
 use crate::suite::AlgorithmSuite;
 use std::collections::VecDeque;
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -134,10 +134,13 @@ fn process(cipher: &FrameCipher, work: Work, batch: &mut Batch) {
 
 /// One worker thread and its two channels.
 struct Lane {
-    jobs: Option<Sender<Batch>>,
+    jobs: Option<SyncSender<Batch>>,
     results: Receiver<Batch>,
     handle: Option<JoinHandle<()>>,
 }
+
+/// Batches one worker may hold (queued, being processed, or done and not yet collected).
+const PER_LANE: usize = 2;
 
 /// Worker threads, each fed and drained in round-robin order.
 struct Pool {
@@ -150,8 +153,11 @@ impl Pool {
     fn new(cipher: &Arc<FrameCipher>, work: Work, threads: usize) -> std::io::Result<Self> {
         let mut lanes = Vec::with_capacity(threads);
         for i in 0..threads {
-            let (job_tx, job_rx) = mpsc::channel::<Batch>();
-            let (done_tx, done_rx) = mpsc::channel::<Batch>();
+            // Bounded (array-backed) channels allocate once, unlike unbounded ones, which
+            // allocate a block every few dozen messages. A lane never holds more than
+            // `PER_LANE` batches, so sends never wait.
+            let (job_tx, job_rx) = mpsc::sync_channel::<Batch>(PER_LANE);
+            let (done_tx, done_rx) = mpsc::sync_channel::<Batch>(PER_LANE);
             let cipher = Arc::clone(cipher);
             let handle = std::thread::Builder::new()
                 .name(format!("esdk-frames-{i}"))
@@ -259,7 +265,7 @@ impl Engine {
     /// How many batches may be in flight at once: one on the calling thread, two per worker.
     pub(crate) fn max_in_flight(&self) -> usize {
         if self.pool.is_some() {
-            2 * self.threads
+            PER_LANE * self.threads
         } else {
             1
         }
@@ -298,6 +304,17 @@ impl Engine {
     pub(crate) fn spare(&mut self) -> Batch {
         let mut batch = self.spare.pop().unwrap_or_default();
         batch.reset();
+        batch
+    }
+
+    /// A cleared batch whose buffer holds `len` bytes and `frames` slots: for the second and
+    /// later batches of a message, which will be filled, sized once in full.
+    pub(crate) fn spare_sized(&mut self, len: usize, frames: usize) -> Batch {
+        let mut batch = self.spare();
+        if batch.buf.len() < len {
+            batch.buf.resize(len, 0);
+        }
+        batch.slots.reserve(frames);
         batch
     }
 
