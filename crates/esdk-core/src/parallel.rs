@@ -6,8 +6,12 @@
 //! threads seal or open batches of frames while the calling thread feeds the signature hash in
 //! order. The output is byte-for-byte the layout the sequential path writes.
 //!
-//! Small messages do not pay: below [`MIN_PARALLEL_BATCHES`] batches of frames the work runs
-//! on the calling thread with no thread spawned.
+//! Small messages do not pay: below [`MIN_PARALLEL_BYTES`] of body the work runs on the
+//! calling thread with no thread spawned (starting threads and touching a fresh output buffer
+//! cost about as much as they save on a 1 MiB message).
+//!
+//! For signed suites the signature hash (one serial SHA-2 stream, several times slower than
+//! AES-GCM) runs on the calling thread, so one thread fewer is started for the frames.
 
 use crate::decrypt::MessageDecryptor;
 use crate::encrypt::{frame_layout, MessageEncryptor};
@@ -21,8 +25,8 @@ use std::sync::mpsc;
 /// Plaintext bytes per batch handed to a worker thread (rounded to whole frames, at least one).
 pub const BATCH_BYTES: usize = 256 * 1024;
 
-/// A message is spread over threads only if it has at least this many batches of frames.
-pub const MIN_PARALLEL_BATCHES: u64 = 2;
+/// A message is spread over threads only if its regular frames hold at least this many bytes.
+pub const MIN_PARALLEL_BYTES: u64 = 4 << 20;
 
 /// The number of threads this machine offers (1 if unknown).
 pub fn available_threads() -> usize {
@@ -36,7 +40,19 @@ pub(crate) fn batch_frames(frame_length: u32) -> usize {
 
 /// Whether a body of `regular_frames` regular frames is worth spreading over `threads`.
 fn worth_spreading(threads: usize, regular_frames: u64, frame_length: u32) -> bool {
-    threads > 1 && regular_frames >= MIN_PARALLEL_BATCHES * batch_frames(frame_length) as u64
+    threads > 1
+        && regular_frames.saturating_mul(u64::from(frame_length)) >= MIN_PARALLEL_BYTES
+        && regular_frames >= 2 * batch_frames(frame_length) as u64
+}
+
+/// Worker threads for the frames when `threads` may run: one fewer when the calling thread
+/// hashes for a signature.
+pub(crate) fn frame_workers(threads: usize, signed: bool) -> usize {
+    if signed {
+        threads.saturating_sub(1).max(1)
+    } else {
+        threads.max(1)
+    }
 }
 
 /// Lock-free "somebody failed" flag shared by the workers of one message.
@@ -85,7 +101,8 @@ pub(crate) fn encrypt_body(
     fresh.truncate(body_end);
     *out = fresh;
     let (body, final_out) = out[start..].split_at_mut(regular * rw);
-    seal_regular_frames(encryptor, &plaintext[..regular_bytes], body, threads)?;
+    let workers = frame_workers(threads, encryptor.suite().is_signed());
+    seal_regular_frames(encryptor, &plaintext[..regular_bytes], body, workers)?;
     encryptor.seal_into(&plaintext[regular_bytes..], true, final_out)
 }
 
@@ -243,7 +260,8 @@ pub(crate) fn decrypt_body(
 ) -> Result<usize> {
     if let Some(layout) = scan_layout(&message[pos..], frame_length) {
         if worth_spreading(threads, layout.regular as u64, frame_length) {
-            return open_spread(decryptor, message, pos, layout, plaintext, threads);
+            let workers = frame_workers(threads, decryptor.is_signed());
+            return open_spread(decryptor, message, pos, layout, plaintext, workers);
         }
     }
     decrypt_sequential(decryptor, message, pos, plaintext)

@@ -98,13 +98,13 @@ fn round_trips_match_one_shot_for_every_shape() {
     }
 }
 
-/// Large enough for several 256 KiB batches, so the worker threads start; the message the
+/// Large enough (over 4 MiB, several 256 KiB batches) for the worker threads to start; the message the
 /// threaded paths write decrypts on the single-threaded path and the other way round, with
 /// the signature (hashed in wire order) verifying.
 #[test]
 fn parallel_and_sequential_paths_interoperate() {
     let mut rng = Prng::new(11);
-    let plaintext = rng.bytes(3 * 256 * 1024 + 12345);
+    let plaintext = rng.bytes(4 * 1024 * 1024 + 3 * 256 * 1024 + 12345);
     for suite in [UNSIGNED, SIGNED] {
         for fl in [4096u32, 1000, 300_000] {
             let one = client_for(suite, 1);
@@ -147,7 +147,13 @@ fn parallel_and_sequential_paths_interoperate() {
 fn chunk_boundaries_do_not_matter() {
     let mut rng = Prng::new(3);
     for suite in [UNSIGNED, SIGNED] {
-        for (len, fl) in [(0usize, 64u32), (100, 64), (5000, 64), (600_000, 4096)] {
+        for (len, fl) in [
+            (0usize, 64u32),
+            (100, 64),
+            (5000, 64),
+            (600_000, 4096),
+            (5_000_000, 4096),
+        ] {
             let plaintext = rng.bytes(len);
             let message = stream_encrypt(1, suite, fl, &plaintext, 777);
             for threads in [1, 2] {
@@ -236,7 +242,7 @@ fn tampered_frame_stops_the_stream_there() {
     for suite in [UNSIGNED, SIGNED] {
         for (threads, fl, len, bad_frame) in [
             (1usize, 64u32, 64 * 10 + 3, 4u32),
-            (2, 4096, 4096 * 300 + 1, 200),
+            (2, 4096, 4096 * 1100 + 1, 1050),
         ] {
             let plaintext = rng.bytes(len);
             let mut message = stream_encrypt(1, suite, fl, &plaintext, 10_000);

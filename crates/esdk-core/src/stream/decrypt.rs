@@ -93,7 +93,12 @@ impl DecryptCore {
             }
             ContentType::NonFramed => (1, usize::MAX),
         };
-        let mut engine = Engine::new(decryptor.cipher().clone(), Work::Open, threads);
+        let mut engine = Engine::new(
+            decryptor.cipher().clone(),
+            Work::Open,
+            threads,
+            decryptor.is_signed(),
+        );
         let mut cur = engine.spare();
         cur.ensure_len(after.len(), usize::MAX);
         cur.buf[..after.len()].copy_from_slice(after);

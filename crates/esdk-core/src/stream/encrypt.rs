@@ -57,7 +57,12 @@ impl EncryptCore {
         let mut extra = Vec::new();
         let encryptor = MessageEncryptor::new(materials, frame_length, &mut extra)?;
         let fl = frame_length as usize;
-        let mut engine = Engine::new(encryptor.cipher().clone(), Work::Seal, threads);
+        let mut engine = Engine::new(
+            encryptor.cipher().clone(),
+            Work::Seal,
+            threads,
+            encryptor.suite().is_signed(),
+        );
         let cur = engine.spare();
         Ok(Self {
             header: encryptor.header().clone(),

@@ -238,20 +238,28 @@ impl Drop for Pool {
 pub(crate) struct Engine {
     cipher: Arc<FrameCipher>,
     work: Work,
+    /// Whether worker threads may be started at all.
+    parallel: bool,
+    /// Worker threads to start.
     threads: usize,
     pool: Option<Pool>,
+    submitted_bytes: u64,
     /// Batches processed on the calling thread, oldest first.
     done_here: VecDeque<Batch>,
     spare: Vec<Batch>,
 }
 
 impl Engine {
-    pub(crate) fn new(cipher: Arc<FrameCipher>, work: Work, threads: usize) -> Self {
+    /// An engine for one message that may use `threads` threads in all (one of them the
+    /// caller's, which also hashes when the message is `signed`).
+    pub(crate) fn new(cipher: Arc<FrameCipher>, work: Work, threads: usize, signed: bool) -> Self {
         Self {
             cipher,
             work,
-            threads: threads.max(1),
+            parallel: threads > 1,
+            threads: crate::parallel::frame_workers(threads, signed),
             pool: None,
+            submitted_bytes: 0,
             done_here: VecDeque::with_capacity(1),
             spare: Vec::new(),
         }
@@ -271,10 +279,16 @@ impl Engine {
         }
     }
 
-    /// Hand over a batch. `more_follow`: the message has batches after this one, so it is worth
-    /// starting the worker threads (a message of one batch never starts them).
+    /// Hand over a batch. `more_follow`: the message has batches after this one. Worker threads
+    /// start once a message has passed [`MIN_PARALLEL_BYTES`](crate::parallel::MIN_PARALLEL_BYTES)
+    /// and goes on, so short messages never start them.
     pub(crate) fn submit(&mut self, mut batch: Batch, more_follow: bool) -> Result<()> {
-        if self.pool.is_none() && self.threads > 1 && more_follow {
+        self.submitted_bytes = self.submitted_bytes.saturating_add(batch.len as u64);
+        if self.pool.is_none()
+            && self.parallel
+            && more_follow
+            && self.submitted_bytes >= crate::parallel::MIN_PARALLEL_BYTES
+        {
             // If threads cannot be started, carry on here.
             self.pool = Pool::new(&self.cipher, self.work, self.threads).ok();
         }
