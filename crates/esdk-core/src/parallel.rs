@@ -45,14 +45,11 @@ fn worth_spreading(threads: usize, regular_frames: u64, frame_length: u32) -> bo
         && regular_frames >= 2 * batch_frames(frame_length) as u64
 }
 
-/// Worker threads for the frames when `threads` may run: one fewer when the calling thread
-/// hashes for a signature.
-pub(crate) fn frame_workers(threads: usize, signed: bool) -> usize {
-    if signed {
-        threads.saturating_sub(1).max(1)
-    } else {
-        threads.max(1)
-    }
+/// How `threads` threads share a large message: worker threads to start, and whether the
+/// calling thread takes a share of the frames too. It does unless the message is signed: then
+/// it feeds the signature hash (one serial stream, slower than AES-GCM) instead.
+pub(crate) fn split_threads(threads: usize, signed: bool) -> (usize, bool) {
+    (threads.saturating_sub(1).max(1), !signed)
 }
 
 /// Lock-free "somebody failed" flag shared by the workers of one message.
@@ -101,8 +98,8 @@ pub(crate) fn encrypt_body(
     fresh.truncate(body_end);
     *out = fresh;
     let (body, final_out) = out[start..].split_at_mut(regular * rw);
-    let workers = frame_workers(threads, encryptor.suite().is_signed());
-    seal_regular_frames(encryptor, &plaintext[..regular_bytes], body, workers)?;
+    let (workers, inline) = split_threads(threads, encryptor.suite().is_signed());
+    seal_regular_frames(encryptor, &plaintext[..regular_bytes], body, workers, inline)?;
     encryptor.seal_into(&plaintext[regular_bytes..], true, final_out)
 }
 
@@ -142,14 +139,16 @@ fn seal_regular_frames(
     encryptor: &mut MessageEncryptor,
     plaintext: &[u8],
     body: &mut [u8],
-    threads: usize,
+    workers: usize,
+    inline: bool,
 ) -> Result<()> {
     let cipher: &FrameCipher = &encryptor.cipher().clone();
     let fl = cipher.frame_length() as usize;
     let rw = fl + REGULAR_FRAME_OVERHEAD;
     let per_batch = batch_frames(cipher.frame_length());
     let first = encryptor.next_sequence_number();
-    let mut queues: Vec<Vec<SealJob<'_>>> = (0..threads).map(|_| Vec::new()).collect();
+    let lanes = workers + usize::from(inline);
+    let mut queues: Vec<Vec<SealJob<'_>>> = (0..lanes).map(|_| Vec::new()).collect();
     let mut batches = 0usize;
     for (index, (plaintext, wire)) in plaintext
         .chunks(per_batch * fl)
@@ -161,7 +160,7 @@ fn seal_regular_frames(
         let first_sequence = first
             .checked_add(offset)
             .ok_or(crate::error::FormatError::TooManyFrames)?;
-        queues[index % threads].push(SealJob {
+        queues[index % lanes].push(SealJob {
             index,
             first_sequence,
             plaintext,
@@ -169,37 +168,17 @@ fn seal_regular_frames(
         });
         batches += 1;
     }
+    let own_queue = if inline { queues.pop() } else { None };
     let abort = Abort(AtomicBool::new(false));
     let (done_tx, done_rx) = mpsc::channel::<(usize, Result<&[u8]>)>();
     std::thread::scope(|scope| -> Result<()> {
         for queue in queues {
             let done_tx = done_tx.clone();
             let abort = &abort;
-            scope.spawn(move || {
-                for job in queue {
-                    if abort.raised() {
-                        return;
-                    }
-                    let SealJob {
-                        index,
-                        first_sequence,
-                        plaintext,
-                        wire,
-                    } = job;
-                    let result = seal_batch(cipher, first_sequence, plaintext, wire, fl, rw);
-                    let sealed: &[u8] = wire;
-                    let sent = match result {
-                        Ok(()) => done_tx.send((index, Ok(sealed))),
-                        Err(e) => {
-                            abort.raise();
-                            done_tx.send((index, Err(e)))
-                        }
-                    };
-                    if sent.is_err() {
-                        return;
-                    }
-                }
-            });
+            scope.spawn(move || seal_queue(queue, cipher, abort, &done_tx, fl, rw));
+        }
+        if let Some(queue) = own_queue {
+            seal_queue(queue, cipher, &abort, &done_tx, fl, rw);
         }
         drop(done_tx);
         // Feed the frames to the encryptor (sequence numbers, signature hash) in wire order.
@@ -226,6 +205,40 @@ fn seal_regular_frames(
         }
         Ok(())
     })
+}
+
+/// Seal each job of `queue` in turn, reporting each to `done` (stops after a failure anywhere).
+fn seal_queue<'a>(
+    queue: Vec<SealJob<'a>>,
+    cipher: &FrameCipher,
+    abort: &Abort,
+    done: &mpsc::Sender<(usize, Result<&'a [u8]>)>,
+    fl: usize,
+    rw: usize,
+) {
+    for job in queue {
+        if abort.raised() {
+            return;
+        }
+        let SealJob {
+            index,
+            first_sequence,
+            plaintext,
+            wire,
+        } = job;
+        let result = seal_batch(cipher, first_sequence, plaintext, wire, fl, rw);
+        let sealed: &[u8] = wire;
+        let sent = match result {
+            Ok(()) => done.send((index, Ok(sealed))),
+            Err(e) => {
+                abort.raise();
+                done.send((index, Err(e)))
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
 }
 
 fn seal_batch(
@@ -260,8 +273,8 @@ pub(crate) fn decrypt_body(
 ) -> Result<usize> {
     if let Some(layout) = scan_layout(&message[pos..], frame_length) {
         if worth_spreading(threads, layout.regular as u64, frame_length) {
-            let workers = frame_workers(threads, decryptor.is_signed());
-            return open_spread(decryptor, message, pos, layout, plaintext, workers);
+            let (workers, inline) = split_threads(threads, decryptor.is_signed());
+            return open_spread(decryptor, message, pos, layout, plaintext, workers, inline);
         }
     }
     decrypt_sequential(decryptor, message, pos, plaintext)
@@ -339,7 +352,8 @@ fn open_spread(
     pos: usize,
     layout: Layout,
     plaintext: &mut Vec<u8>,
-    threads: usize,
+    workers: usize,
+    inline: bool,
 ) -> Result<usize> {
     let cipher: &FrameCipher = &decryptor.cipher().clone();
     let frame_length = cipher.frame_length();
@@ -351,13 +365,14 @@ fn open_spread(
     *plaintext = vec![0u8; layout.regular * fl + layout.final_len];
     let (regular_out, final_out) = plaintext.split_at_mut(layout.regular * fl);
     let body = &message[pos..];
-    let mut queues: Vec<Vec<OpenJob<'_>>> = (0..threads).map(|_| Vec::new()).collect();
+    let lanes = workers + usize::from(inline);
+    let mut queues: Vec<Vec<OpenJob<'_>>> = (0..lanes).map(|_| Vec::new()).collect();
     for (index, (wire, out)) in body[..regular_wire]
         .chunks(per_batch * rw)
         .zip(regular_out.chunks_mut(per_batch * fl))
         .enumerate()
     {
-        queues[index % threads].push(OpenJob {
+        queues[index % lanes].push(OpenJob {
             first_frame: index * per_batch,
             wire,
             out,
@@ -366,22 +381,15 @@ fn open_spread(
     let abort = Abort(AtomicBool::new(false));
     // The first failure of each worker, by frame index.
     let (fail_tx, fail_rx) = mpsc::channel::<(usize, Error)>();
+    let own_queue = if inline { queues.pop() } else { None };
     let main_result = std::thread::scope(|scope| -> Result<usize, (usize, Error)> {
         for queue in queues {
             let fail_tx = fail_tx.clone();
             let abort = &abort;
-            scope.spawn(move || {
-                for job in queue {
-                    if abort.raised() {
-                        return;
-                    }
-                    if let Err(failure) = open_batch(cipher, job, fl, rw) {
-                        abort.raise();
-                        let _ = fail_tx.send(failure);
-                        return;
-                    }
-                }
-            });
+            scope.spawn(move || open_queue(queue, cipher, abort, &fail_tx, fl, rw));
+        }
+        if let Some(queue) = own_queue {
+            open_queue(queue, cipher, &abort, &fail_tx, fl, rw);
         }
         drop(fail_tx);
         // Meanwhile, walk the frames in order: sequence numbers, IVs and the signature hash.
@@ -432,6 +440,28 @@ fn open_spread(
     match end {
         Some(p) if !abort.raised() => Ok(p),
         _ => Err(Error::Crypto("a frame-opening thread stopped")),
+    }
+}
+
+/// Open each job of `queue` in turn; report the first failure (stops after a failure anywhere).
+fn open_queue(
+    queue: Vec<OpenJob<'_>>,
+    cipher: &FrameCipher,
+    abort: &Abort,
+    fail: &mpsc::Sender<(usize, Error)>,
+    fl: usize,
+    rw: usize,
+) {
+    for job in queue {
+        if abort.raised() {
+            return;
+        }
+        if let Err(failure) = open_batch(cipher, job, fl, rw) {
+            abort.raise();
+            // The receiver outlives every worker (scoped threads).
+            let _ = fail.send(failure);
+            return;
+        }
     }
 }
 

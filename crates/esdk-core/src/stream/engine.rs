@@ -142,17 +142,22 @@ struct Lane {
 /// Batches one worker may hold (queued, being processed, or done and not yet collected).
 const PER_LANE: usize = 2;
 
-/// Worker threads, each fed and drained in round-robin order.
+/// Worker threads, and possibly the calling thread as one more lane, each fed and drained in
+/// round-robin order.
 struct Pool {
     lanes: Vec<Lane>,
+    /// Whether the calling thread takes every `width()`-th batch itself (when it has no
+    /// signature hash to feed), so no more threads run than the caller asked for.
+    inline: bool,
+    done_inline: VecDeque<Batch>,
     submitted: usize,
     collected: usize,
 }
 
 impl Pool {
-    fn new(cipher: &Arc<FrameCipher>, work: Work, threads: usize) -> std::io::Result<Self> {
-        let mut lanes = Vec::with_capacity(threads);
-        for i in 0..threads {
+    fn new(cipher: &Arc<FrameCipher>, work: Work, workers: usize, inline: bool) -> std::io::Result<Self> {
+        let mut lanes = Vec::with_capacity(workers);
+        for i in 0..workers {
             // Bounded (array-backed) channels allocate once, unlike unbounded ones, which
             // allocate a block every few dozen messages. A lane never holds more than
             // `PER_LANE` batches, so sends never wait.
@@ -177,21 +182,33 @@ impl Pool {
         }
         Ok(Self {
             lanes,
+            inline,
+            done_inline: VecDeque::with_capacity(PER_LANE),
             submitted: 0,
             collected: 0,
         })
+    }
+
+    fn width(&self) -> usize {
+        self.lanes.len() + usize::from(self.inline)
     }
 
     fn in_flight(&self) -> usize {
         self.submitted - self.collected
     }
 
-    fn submit(&mut self, batch: Batch) -> Result<()> {
-        let lane = &self.lanes[self.submitted % self.lanes.len()];
-        lane.jobs
-            .as_ref()
-            .and_then(|tx| tx.send(batch).ok())
-            .ok_or_else(stopped)?;
+    fn submit(&mut self, mut batch: Batch, cipher: &FrameCipher, work: Work) -> Result<()> {
+        match self.lanes.get(self.submitted % self.width()) {
+            Some(lane) => lane
+                .jobs
+                .as_ref()
+                .and_then(|tx| tx.send(batch).ok())
+                .ok_or_else(stopped)?,
+            None => {
+                process(cipher, work, &mut batch);
+                self.done_inline.push_back(batch);
+            }
+        }
         self.submitted += 1;
         Ok(())
     }
@@ -200,15 +217,14 @@ impl Pool {
         if self.in_flight() == 0 {
             return Ok(None);
         }
-        let lane = &self.lanes[self.collected % self.lanes.len()];
-        let batch = if block {
-            lane.results.recv().map_err(|_| stopped())?
-        } else {
-            match lane.results.try_recv() {
+        let batch = match self.lanes.get(self.collected % self.width()) {
+            None => self.done_inline.pop_front().ok_or_else(stopped)?,
+            Some(lane) if block => lane.results.recv().map_err(|_| stopped())?,
+            Some(lane) => match lane.results.try_recv() {
                 Ok(b) => b,
                 Err(TryRecvError::Empty) => return Ok(None),
                 Err(TryRecvError::Disconnected) => return Err(stopped()),
-            }
+            },
         };
         self.collected += 1;
         Ok(Some(batch))
@@ -238,26 +254,27 @@ impl Drop for Pool {
 pub(crate) struct Engine {
     cipher: Arc<FrameCipher>,
     work: Work,
-    /// Whether worker threads may be started at all.
-    parallel: bool,
-    /// Worker threads to start.
-    threads: usize,
+    /// Worker threads to start (0: everything stays on the calling thread).
+    workers: usize,
+    /// Whether the calling thread takes a share of the batches once workers run.
+    inline: bool,
     pool: Option<Pool>,
     submitted_bytes: u64,
-    /// Batches processed on the calling thread, oldest first.
+    /// Batches processed on the calling thread before any worker started, oldest first.
     done_here: VecDeque<Batch>,
     spare: Vec<Batch>,
 }
 
 impl Engine {
-    /// An engine for one message that may use `threads` threads in all (one of them the
-    /// caller's, which also hashes when the message is `signed`).
+    /// An engine for one message that may use `threads` threads in all, the caller's
+    /// included. The calling thread also seals or opens a share of the batches, unless the
+    /// message is `signed`: then it feeds the signature hash instead.
     pub(crate) fn new(cipher: Arc<FrameCipher>, work: Work, threads: usize, signed: bool) -> Self {
         Self {
             cipher,
             work,
-            parallel: threads > 1,
-            threads: crate::parallel::frame_workers(threads, signed),
+            workers: threads.saturating_sub(1),
+            inline: !signed,
             pool: None,
             submitted_bytes: 0,
             done_here: VecDeque::with_capacity(1),
@@ -270,13 +287,10 @@ impl Engine {
         self.done_here.len() + self.pool.as_ref().map_or(0, Pool::in_flight)
     }
 
-    /// How many batches may be in flight at once: one on the calling thread, two per worker.
+    /// How many batches may be in flight at once: one on the calling thread alone, two per
+    /// lane once workers run.
     pub(crate) fn max_in_flight(&self) -> usize {
-        if self.pool.is_some() {
-            PER_LANE * self.threads
-        } else {
-            1
-        }
+        self.pool.as_ref().map_or(1, |pool| PER_LANE * pool.width())
     }
 
     /// Hand over a batch. `more_follow`: the message has batches after this one. Worker threads
@@ -285,15 +299,15 @@ impl Engine {
     pub(crate) fn submit(&mut self, mut batch: Batch, more_follow: bool) -> Result<()> {
         self.submitted_bytes = self.submitted_bytes.saturating_add(batch.len as u64);
         if self.pool.is_none()
-            && self.parallel
+            && self.workers > 0
             && more_follow
             && self.submitted_bytes >= crate::parallel::MIN_PARALLEL_BYTES
         {
             // If threads cannot be started, carry on here.
-            self.pool = Pool::new(&self.cipher, self.work, self.threads).ok();
+            self.pool = Pool::new(&self.cipher, self.work, self.workers, self.inline).ok();
         }
         match &mut self.pool {
-            Some(pool) => pool.submit(batch),
+            Some(pool) => pool.submit(batch, &self.cipher, self.work),
             None => {
                 process(&self.cipher, self.work, &mut batch);
                 self.done_here.push_back(batch);
