@@ -102,6 +102,9 @@ pub struct Row {
     /// Which limit: "aes-gcm" or "aes-gcm+sha384" (limit rows), or the limit a row is
     /// compared with.
     pub limit: &'static str,
+    /// Output buffer discipline: "fresh" (a new buffer per message: the one-shot API and its
+    /// limit) or "reused" (streaming into a sink, and its limit).
+    pub output: &'static str,
     /// Crypto provider of the esdk rows.
     pub provider: String,
 }
@@ -170,10 +173,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         )
     };
     let sizes: Vec<usize> = match &args.sizes {
-        Some(list) => list
-            .split(',')
-            .map(parse_size)
-            .collect::<Result<_, _>>()?,
+        Some(list) => list.split(',').map(parse_size).collect::<Result<_, _>>()?,
         None => sizes,
     };
     let budget = if args.quick {
@@ -193,26 +193,37 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
                 if !suites.iter().any(|s| s.is_signed() == signed) {
                     continue;
                 }
-                for op in ["encrypt", "decrypt"] {
-                    let row = Row {
-                        implementation: "limit".into(),
-                        suite: None,
-                        op,
-                        size_bytes: size as u64,
-                        threads,
-                        mib_per_s: 0.0,
-                        us_per_msg: 0.0,
-                        ratio_to_limit: None,
-                        peak_rss_bytes: None,
-                        api: "raw",
-                        limit: kind,
-                        provider: "ring".into(),
-                    };
-                    let plaintext = &plaintext;
-                    cases.push((
-                        row,
-                        Box::new(move || limit_run(plaintext, op, signed, threads)),
-                    ));
+                // Streams (256 MiB and up) write into reused buffers; one-shot calls return a
+                // fresh one. Each is compared with the limit doing the same.
+                let outputs: &[&'static str] = if size >= 256 * MIB {
+                    &["fresh", "reused"]
+                } else {
+                    &["fresh"]
+                };
+                for &output in outputs {
+                    for op in ["encrypt", "decrypt"] {
+                        let row = Row {
+                            implementation: "limit".into(),
+                            suite: None,
+                            op,
+                            size_bytes: size as u64,
+                            threads,
+                            mib_per_s: 0.0,
+                            us_per_msg: 0.0,
+                            ratio_to_limit: None,
+                            peak_rss_bytes: None,
+                            api: "raw",
+                            limit: kind,
+                            output,
+                            provider: "ring".into(),
+                        };
+                        let plaintext = &plaintext;
+                        let reuse = output == "reused";
+                        cases.push((
+                            row,
+                            Box::new(move || limit_run(plaintext, op, signed, threads, reuse)),
+                        ));
+                    }
                 }
             }
             for &suite in &suites {
@@ -347,6 +358,7 @@ fn esdk_row(
         peak_rss_bytes: None,
         api,
         limit: limit_kind(suite),
+        output: if api == "stream" { "reused" } else { "fresh" },
         provider: provider.to_string(),
     }
 }
@@ -531,14 +543,21 @@ fn one_hkdf() {
 thread_local! {
     /// The ciphertext a decrypt limit run reads (made once per size).
     static LIMIT_WIRE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The output buffer of the "reused" limit.
+    static LIMIT_OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One message's worth of limit work: HKDF, then the frames from the input into a fresh
 /// output buffer (as any encrypt or decrypt returning new bytes must produce one), over
 /// `threads` threads, then SHA-384 if signed. Spread over threads, the SHA-384 (one serial
 /// stream) runs beside the AES threads over a buffer of the same length.
-fn limit_run(plaintext: &[u8], op: &str, signed: bool, threads: usize) {
+fn limit_run(plaintext: &[u8], op: &str, signed: bool, threads: usize, reuse: bool) {
     let limit = &Limit::new();
+    let mut out = if reuse {
+        LIMIT_OUT.with(|o| std::mem::take(&mut *o.borrow_mut()))
+    } else {
+        Vec::new()
+    };
     LIMIT_WIRE.with(|cached| {
         let wire = &mut *cached.borrow_mut();
         let n = wire_len(plaintext.len());
@@ -551,7 +570,8 @@ fn limit_run(plaintext: &[u8], op: &str, signed: bool, threads: usize) {
         let out_len = if op == "encrypt" { n } else { plaintext.len() };
         if threads == 1 {
             // Sequential: build the output by appending, as a one-pass encoder does.
-            let mut out = Vec::with_capacity(out_len);
+            out.clear();
+            out.reserve(out_len);
             if op == "encrypt" {
                 for (i, p) in plaintext.chunks(FRAME).enumerate() {
                     let at = out.len();
@@ -571,10 +591,14 @@ fn limit_run(plaintext: &[u8], op: &str, signed: bool, threads: usize) {
                 let hashed: &[u8] = if op == "encrypt" { &out } else { wire };
                 std::hint::black_box(digest::digest(&digest::SHA384, hashed));
             }
-            std::hint::black_box(out);
+            keep(out, reuse);
             return;
         }
-        let mut out = vec![0u8; out_len];
+        if !reuse {
+            out = vec![0u8; out_len];
+        } else if out.len() != out_len {
+            out.resize(out_len, 0);
+        }
         let frames = plaintext.len().div_ceil(FRAME).max(1);
         let aes_threads = if signed { threads - 1 } else { threads }.max(1);
         let per = frames.div_ceil(aes_threads);
@@ -602,8 +626,16 @@ fn limit_run(plaintext: &[u8], op: &str, signed: bool, threads: usize) {
                 std::hint::black_box(h.join().ok());
             }
         });
-        std::hint::black_box(out);
+        keep(out, reuse);
     });
+}
+
+/// Keep a reused limit buffer for the next run, or drop a fresh one.
+fn keep(out: Vec<u8>, reuse: bool) {
+    let out = std::hint::black_box(out);
+    if reuse {
+        LIMIT_OUT.with(|o| *o.borrow_mut() = out);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -921,6 +953,7 @@ fn fill_ratios(rows: &mut [Row]) {
                 l.op == row.op
                     && l.threads == row.threads
                     && l.limit == row.limit
+                    && l.output == row.output
                     && l.size_bytes <= row.size_bytes
             })
             .max_by_key(|l| l.size_bytes);
@@ -955,7 +988,7 @@ fn print_table(rows: &[Row]) {
     );
     for r in rows {
         println!(
-            "{:<8} {:<7} {:<8} {:>7} {:>3} {:<15} {:<8} {:>10.1} {:>12.1} {:>7} {:>10}",
+            "{:<8} {:<7} {:<8} {:>7} {:>3} {:<15} {:<8} {:<7} {:>10.1} {:>12.1} {:>7} {:>10}",
             r.implementation,
             r.suite.as_deref().unwrap_or("-"),
             r.op,
@@ -963,6 +996,7 @@ fn print_table(rows: &[Row]) {
             r.threads,
             r.limit,
             r.api,
+            r.output,
             r.mib_per_s,
             r.us_per_msg,
             r.ratio_to_limit.map_or("-".into(), |x| format!("{x:.2}")),
@@ -1008,48 +1042,40 @@ fn print_targets(rows: &[Row], quick: bool) {
     };
     for (suite, bound) in [("0x0478", 0.90), ("0x0578", 0.85)] {
         for &size in &big {
-            for op in ["encrypt", "decrypt"] {
-                let r = find(rows, "esdk", Some(suite), op, size, 1, "one-shot")
-                    .and_then(|r| r.ratio_to_limit);
-                check(
-                    format!(
-                        "{suite} {op} {} 1 thread, ratio to limit >= {bound}",
-                        human_size(size)
-                    ),
-                    r,
-                    &|v| v >= bound,
-                    "",
-                );
+            for api in ["one-shot", "stream"] {
+                for op in ["encrypt", "decrypt"] {
+                    if api == "stream" && size < 256 * MIB as u64 {
+                        continue;
+                    }
+                    let r = find(rows, "esdk", Some(suite), op, size, 1, api)
+                        .and_then(|r| r.ratio_to_limit);
+                    check(
+                        format!(
+                            "{suite} {op} {} {api} 1 thread, ratio to limit >= {bound}",
+                            human_size(size)
+                        ),
+                        r,
+                        &|v| v >= bound,
+                        "",
+                    );
+                }
             }
         }
     }
     let all = rows.iter().map(|r| r.threads).max().unwrap_or(1);
-    for op in ["encrypt", "decrypt"] {
-        let one = find(
-            rows,
-            "esdk",
-            Some("0x0478"),
-            op,
-            256 * MIB as u64,
-            1,
-            "one-shot",
-        );
-        let many = find(
-            rows,
-            "esdk",
-            Some("0x0478"),
-            op,
-            256 * MIB as u64,
-            all,
-            "one-shot",
-        );
-        let v = one.zip(many).map(|(a, b)| b.mib_per_s / a.mib_per_s);
-        check(
-            format!("0x0478 {op} 256 MiB, {all} threads vs 1, >= 1.7x"),
-            v,
-            &|v| v >= 1.7,
-            "x",
-        );
+    for api in ["one-shot", "stream"] {
+        for op in ["encrypt", "decrypt"] {
+            let size = 256 * MIB as u64;
+            let one = find(rows, "esdk", Some("0x0478"), op, size, 1, api);
+            let many = find(rows, "esdk", Some("0x0478"), op, size, all, api);
+            let v = one.zip(many).map(|(a, b)| b.mib_per_s / a.mib_per_s);
+            check(
+                format!("0x0478 {op} 256 MiB {api}, {all} threads vs 1, >= 1.7x"),
+                v,
+                &|v| v >= 1.7,
+                "x",
+            );
+        }
     }
     for op in ["encrypt", "decrypt"] {
         let us =
@@ -1122,6 +1148,7 @@ fn chart(rows: &[Row], provider: &str) -> String {
                     && l.op == r.op
                     && l.threads == r.threads
                     && l.limit == r.limit
+                    && l.output == r.output
                     && l.size_bytes <= r.size_bytes
             })
             .max_by_key(|l| l.size_bytes)

@@ -99,7 +99,13 @@ pub(crate) fn encrypt_body(
     *out = fresh;
     let (body, final_out) = out[start..].split_at_mut(regular * rw);
     let (workers, inline) = split_threads(threads, encryptor.suite().is_signed());
-    seal_regular_frames(encryptor, &plaintext[..regular_bytes], body, workers, inline)?;
+    seal_regular_frames(
+        encryptor,
+        &plaintext[..regular_bytes],
+        body,
+        workers,
+        inline,
+    )?;
     encryptor.seal_into(&plaintext[regular_bytes..], true, final_out)
 }
 

@@ -139,30 +139,49 @@ struct Lane {
     handle: Option<JoinHandle<()>>,
 }
 
-/// Batches one worker may hold (queued, being processed, or done and not yet collected).
-const PER_LANE: usize = 2;
+/// How many times each worker appears in one round of the schedule when the calling thread
+/// also takes a batch per round: the caller copies every byte in and out of the batches, so it
+/// takes one batch in `3 * workers + 1`. Without a caller share (signed messages), two.
+const ROUNDS_WITH_CALLER: usize = 3;
+const ROUNDS_WITHOUT_CALLER: usize = 2;
 
-/// Worker threads, and possibly the calling thread as one more lane, each fed and drained in
-/// round-robin order.
+/// Worker threads, and possibly the calling thread, fed and drained along a fixed repeating
+/// schedule, so results come back in submission order without reordering.
 struct Pool {
     lanes: Vec<Lane>,
-    /// Whether the calling thread takes every `width()`-th batch itself (when it has no
-    /// signature hash to feed), so no more threads run than the caller asked for.
-    inline: bool,
+    /// Which lane takes the n-th batch of each round (`None`: the calling thread).
+    schedule: Vec<Option<usize>>,
     done_inline: VecDeque<Batch>,
     submitted: usize,
     collected: usize,
 }
 
 impl Pool {
-    fn new(cipher: &Arc<FrameCipher>, work: Work, workers: usize, inline: bool) -> std::io::Result<Self> {
+    fn new(
+        cipher: &Arc<FrameCipher>,
+        work: Work,
+        workers: usize,
+        inline: bool,
+    ) -> std::io::Result<Self> {
+        let rounds = if inline {
+            ROUNDS_WITH_CALLER
+        } else {
+            ROUNDS_WITHOUT_CALLER
+        }
+        // Many cores: fewer rounds, so memory stays within about 32 batches (~8 MiB).
+        .min((32 / workers.max(1)).max(1));
+        let mut schedule: Vec<Option<usize>> =
+            (0..rounds).flat_map(|_| (0..workers).map(Some)).collect();
+        if inline {
+            schedule.push(None);
+        }
         let mut lanes = Vec::with_capacity(workers);
         for i in 0..workers {
             // Bounded (array-backed) channels allocate once, unlike unbounded ones, which
-            // allocate a block every few dozen messages. A lane never holds more than
-            // `PER_LANE` batches, so sends never wait.
-            let (job_tx, job_rx) = mpsc::sync_channel::<Batch>(PER_LANE);
-            let (done_tx, done_rx) = mpsc::sync_channel::<Batch>(PER_LANE);
+            // allocate a block every few dozen messages. At most one round of the schedule is
+            // in flight, holding `rounds` batches per worker, so sends never wait.
+            let (job_tx, job_rx) = mpsc::sync_channel::<Batch>(rounds);
+            let (done_tx, done_rx) = mpsc::sync_channel::<Batch>(rounds);
             let cipher = Arc::clone(cipher);
             let handle = std::thread::Builder::new()
                 .name(format!("esdk-frames-{i}"))
@@ -182,23 +201,28 @@ impl Pool {
         }
         Ok(Self {
             lanes,
-            inline,
-            done_inline: VecDeque::with_capacity(PER_LANE),
+            schedule,
+            done_inline: VecDeque::with_capacity(2),
             submitted: 0,
             collected: 0,
         })
     }
 
-    fn width(&self) -> usize {
-        self.lanes.len() + usize::from(self.inline)
+    /// Batches in one round of the schedule: the most that may be in flight.
+    fn round(&self) -> usize {
+        self.schedule.len()
     }
 
     fn in_flight(&self) -> usize {
         self.submitted - self.collected
     }
 
+    fn lane(&self, n: usize) -> Option<&Lane> {
+        self.schedule[n % self.schedule.len()].map(|i| &self.lanes[i])
+    }
+
     fn submit(&mut self, mut batch: Batch, cipher: &FrameCipher, work: Work) -> Result<()> {
-        match self.lanes.get(self.submitted % self.width()) {
+        match self.lane(self.submitted) {
             Some(lane) => lane
                 .jobs
                 .as_ref()
@@ -217,7 +241,7 @@ impl Pool {
         if self.in_flight() == 0 {
             return Ok(None);
         }
-        let batch = match self.lanes.get(self.collected % self.width()) {
+        let batch = match self.lane(self.collected) {
             None => self.done_inline.pop_front().ok_or_else(stopped)?,
             Some(lane) if block => lane.results.recv().map_err(|_| stopped())?,
             Some(lane) => match lane.results.try_recv() {
@@ -287,10 +311,10 @@ impl Engine {
         self.done_here.len() + self.pool.as_ref().map_or(0, Pool::in_flight)
     }
 
-    /// How many batches may be in flight at once: one on the calling thread alone, two per
-    /// lane once workers run.
+    /// How many batches may be in flight at once: one on the calling thread alone, one round
+    /// of the schedule once workers run.
     pub(crate) fn max_in_flight(&self) -> usize {
-        self.pool.as_ref().map_or(1, |pool| PER_LANE * pool.width())
+        self.pool.as_ref().map_or(1, Pool::round)
     }
 
     /// Hand over a batch. `more_follow`: the message has batches after this one. Worker threads
