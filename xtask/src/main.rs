@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's one entry point for tests, test vectors, interop,
 //! benchmarks, fuzzing and emulator set-up.
 
+mod bench;
 mod deps_check;
 mod fuzz;
 mod interop;
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Everything CI runs: fmt, clippy, all tests (with emulators), every test-vector set.
     Test,
+    /// Throughput, latency and memory next to the limit (raw ring AES-GCM) in one process;
+    /// `--quick`, `--json FILE`, `--official`.
+    Bench(bench::BenchArgs),
     /// Run the cargo-fuzz targets (installs cargo-fuzz when missing).
     Fuzz {
         /// Targets to run (default: all).
@@ -69,6 +73,9 @@ enum VectorsCommand {
         /// Print every passing vector too.
         #[arg(long)]
         verbose: bool,
+        /// Crypto provider: `default` (ring AES-GCM + AWS-LC ECDSA), `ring`, or `aws-lc`.
+        #[arg(long, default_value = "default")]
+        provider: String,
     },
     /// Run an `awses-encrypt` manifest and write an `awses-decrypt` manifest from it.
     Encrypt {
@@ -116,6 +123,20 @@ fn vectors_decrypt(manifests: Vec<PathBuf>, verbose: bool) -> Result<vectors::Ta
     Ok(total)
 }
 
+/// Make `name` the process's crypto provider (before any crypto runs).
+fn install_provider(name: &str) -> Result<()> {
+    let provider = match name {
+        "default" => return Ok(()),
+        "ring" => esdk::crypto::ring(),
+        "aws-lc" => esdk::crypto::aws_lc(),
+        other => bail!("unknown provider {other:?} (default, ring, aws-lc)"),
+    };
+    esdk::crypto::install_default(provider)
+        .map_err(|_| anyhow::anyhow!("a crypto provider was already in use"))?;
+    println!("crypto provider: {}", provider.name());
+    Ok(())
+}
+
 fn exit_code(code: i32) -> std::process::ExitCode {
     std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -127,16 +148,26 @@ fn main() -> std::process::ExitCode {
         Command::Moto { args } => return exit_code(moto::cli(&workspace_root(), &args)),
         Command::CheckNoAws => return exit_code(deps_check::cli(&workspace_root())),
         Command::Test => test::run(),
+        Command::Bench(args) => bench::run(args)
+            .map(|()| true)
+            .map_err(|e| anyhow::anyhow!(e)),
         Command::Fuzz { targets, seconds } => fuzz::run(targets, seconds).map(|tally| {
             println!("{tally}");
             tally.failed == 0
         }),
         Command::Vectors {
-            command: VectorsCommand::Decrypt { manifests, verbose },
-        } => vectors_decrypt(manifests, verbose).map(|tally| {
-            println!("{tally}");
-            tally.failed == 0
-        }),
+            command:
+                VectorsCommand::Decrypt {
+                    manifests,
+                    verbose,
+                    provider,
+                },
+        } => install_provider(&provider)
+            .and_then(|()| vectors_decrypt(manifests, verbose))
+            .map(|tally| {
+                println!("{tally}");
+                tally.failed == 0
+            }),
         Command::Vectors {
             command:
                 VectorsCommand::Encrypt {

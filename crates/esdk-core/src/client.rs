@@ -7,7 +7,7 @@ use crate::cmm::{
 };
 use crate::context::{self, EncryptionContext};
 use crate::decrypt::MessageDecryptor;
-use crate::encrypt::{ciphertext_len, frame_layout, MessageEncryptor};
+use crate::encrypt::{ciphertext_len, MessageEncryptor};
 use crate::error::{Error, Result};
 use crate::format::header::{Header, ParsedHeader};
 use crate::keyring::Keyring;
@@ -161,6 +161,7 @@ pub struct DecryptOutput {
 pub struct Client {
     commitment_policy: CommitmentPolicy,
     max_encrypted_data_keys: Option<u16>,
+    threads: Option<usize>,
 }
 
 impl Default for Client {
@@ -174,6 +175,7 @@ impl Default for Client {
 pub struct ClientBuilder {
     commitment_policy: CommitmentPolicy,
     max_encrypted_data_keys: Option<u16>,
+    threads: Option<usize>,
 }
 
 impl ClientBuilder {
@@ -189,16 +191,27 @@ impl ClientBuilder {
         self
     }
 
-    /// Build the client. A limit of zero EDKs is refused.
+    /// Threads one large message may use for its frames (default: the available cores).
+    /// `1` keeps all work on the calling thread.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Build the client. A limit of zero EDKs or zero threads is refused.
     pub fn build(self) -> Result<Client> {
         if self.max_encrypted_data_keys == Some(0) {
             return Err(Error::Config(
                 "max encrypted data keys must be at least 1".into(),
             ));
         }
+        if self.threads == Some(0) {
+            return Err(Error::Config("threads must be at least 1".into()));
+        }
         Ok(Client {
             commitment_policy: self.commitment_policy,
             max_encrypted_data_keys: self.max_encrypted_data_keys,
+            threads: self.threads,
         })
     }
 }
@@ -209,6 +222,7 @@ impl Client {
         Self {
             commitment_policy: CommitmentPolicy::default(),
             max_encrypted_data_keys: None,
+            threads: None,
         }
     }
 
@@ -225,6 +239,12 @@ impl Client {
     /// The EDK limit.
     pub fn max_encrypted_data_keys(&self) -> Option<u16> {
         self.max_encrypted_data_keys
+    }
+
+    /// Threads one large message may use for its frames (the available cores unless set).
+    pub fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(crate::parallel::available_threads)
     }
 
     /// Get and check encryption materials for a message (shared by one-shot and streaming).
@@ -292,15 +312,7 @@ impl Client {
             .and_then(|t| usize::try_from(t).ok())
             .ok_or(Error::Config("message too large for this platform".into()))?;
         out.reserve_exact(total - out.len());
-        let (regular, last_len) = frame_layout(len, frame_length);
-        let fl = frame_length as usize;
-        let mut offset = 0usize;
-        for _ in 0..regular {
-            encryptor.write_frame(&plaintext[offset..offset + fl], false, &mut out)?;
-            offset += fl;
-        }
-        debug_assert_eq!((plaintext.len() - offset) as u64, last_len);
-        encryptor.write_frame(&plaintext[offset..], true, &mut out)?;
+        crate::parallel::encrypt_body(&mut encryptor, plaintext, &mut out, self.threads())?;
         let header = encryptor.header().clone();
         encryptor.finish(&mut out)?;
         Ok(EncryptOutput {
@@ -363,19 +375,14 @@ impl Client {
         // Plaintext is never longer than the ciphertext, so this bounds the allocation by the
         // input and avoids reallocating.
         let mut plaintext = Vec::with_capacity(message.len() - pos);
-        while !decryptor.body_done() {
-            let frame = decryptor
-                .next_frame(&message[pos..])?
-                .ok_or(Error::Truncated(
-                    "the body ends inside a frame or before the final frame",
-                ))?;
-            let start = plaintext.len();
-            plaintext.resize(start + frame.ciphertext.len(), 0);
-            decryptor
-                .cipher()
-                .open_frame(&frame, &mut plaintext[start..])?;
-            pos += frame.wire_len;
-        }
+        pos = crate::parallel::decrypt_body(
+            &mut decryptor,
+            message,
+            pos,
+            parsed.header.frame_length,
+            &mut plaintext,
+            self.threads(),
+        )?;
         let footer_len = decryptor
             .finish(&message[pos..])?
             .ok_or(Error::Truncated("the signature footer is incomplete"))?;

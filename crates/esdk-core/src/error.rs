@@ -71,6 +71,17 @@ pub enum Error {
     #[error("message uses signed suite {0} but unsigned-only decryption was requested")]
     SignedMessageRefused(AlgorithmSuite),
 
+    /// A random-access read asked for plaintext outside the message.
+    #[error("plaintext range of {len} bytes at offset {start} is outside the message's {plaintext_len} bytes")]
+    RangeOutOfBounds {
+        /// Offset of the first byte asked for.
+        start: u64,
+        /// Bytes asked for.
+        len: u64,
+        /// The message's plaintext length.
+        plaintext_len: u64,
+    },
+
     /// Bytes follow the end of the message.
     #[error("{0} unexpected bytes after the end of the message")]
     TrailingBytes(usize),

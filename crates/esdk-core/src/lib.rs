@@ -68,6 +68,8 @@ pub mod format;
 pub mod kdf;
 pub mod keyring;
 pub mod materials;
+pub mod parallel;
+pub mod stream;
 pub mod suite;
 
 pub use async_trait::async_trait;

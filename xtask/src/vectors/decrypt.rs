@@ -228,27 +228,83 @@ pub fn run_vector(v: &DecryptVector) -> Result<Result<(), String>> {
     };
     let message = std::fs::read(&v.ciphertext)
         .with_context(|| format!("reading {}", v.ciphertext.display()))?;
-    let result = client.decrypt_blocking(&source, &message, &options);
-    match (&v.plaintext, result) {
-        (Some(expected), Ok(out)) => {
-            let expected = std::fs::read(expected)?;
-            if out.plaintext != expected {
+    let expected = match &v.plaintext {
+        Some(p) => Some(std::fs::read(p)?),
+        None => None,
+    };
+    // Every decrypt API: one-shot, and (unless the vector names the unsigned streaming API
+    // only, which the options enforce on both) the streaming reader, fed in odd-sized reads.
+    let one_shot = client
+        .decrypt_blocking(&source, &message, &options)
+        .map(|o| o.plaintext)
+        .map_err(|e| e.to_string());
+    check_outcome("one-shot", &v.id, expected.as_deref(), one_shot)?;
+    let streamed = stream_decrypt(&client, &source, &options, &message);
+    check_outcome("streaming", &v.id, expected.as_deref(), streamed)?;
+    Ok(Ok(()))
+}
+
+/// Decrypt through the streaming reader, reading 7 bytes at a time from a reader that hands
+/// out at most 5, so every frame boundary lands mid-read.
+fn stream_decrypt(
+    client: &Client,
+    source: &MaterialsSource,
+    options: &DecryptOptions,
+    message: &[u8],
+) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(5).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let mut reader = esdk::stream::DecryptingReader::new(client, source, options, Trickle(message))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 7];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                return Err(esdk::stream::error_of(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| e.to_string()))
+            }
+        }
+    }
+}
+
+/// Compare one API's result with the vector's expectation.
+fn check_outcome(
+    api: &str,
+    id: &str,
+    expected: Option<&[u8]>,
+    result: Result<Vec<u8>, String>,
+) -> Result<()> {
+    match (expected, result) {
+        (Some(expected), Ok(plaintext)) => {
+            if plaintext != expected {
                 bail!(
-                    "plaintext differs ({} bytes, expected {})",
-                    out.plaintext.len(),
+                    "{api}: plaintext differs ({} bytes, expected {})",
+                    plaintext.len(),
                     expected.len()
                 );
             }
         }
-        (Some(_), Err(e)) => bail!("decryption failed: {e}"),
-        (None, Ok(_)) => bail!("decryption succeeded but the manifest expects an error"),
+        (Some(_), Err(e)) => bail!("{api}: decryption failed: {e}"),
+        (None, Ok(_)) => bail!("{api}: decryption succeeded but the manifest expects an error"),
         (None, Err(e)) => {
             if std::env::var_os("ESDK_VECTORS_SHOW_ERRORS").is_some() {
-                println!("expected error for {}: {e}", v.id);
+                println!("expected error ({api}) for {id}: {e}");
             }
         }
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Run a manifest and print failures and the closing tally.

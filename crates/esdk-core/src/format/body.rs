@@ -228,6 +228,16 @@ impl FrameCipher {
             }
     }
 
+    /// Where a frame's content starts within its wire bytes: after the sequence number and IV
+    /// of a regular frame, or after the marker, sequence number, IV and length of a final one.
+    pub const fn content_offset(is_final: bool) -> usize {
+        if is_final {
+            FINAL_FRAME_OVERHEAD - TAG_LEN
+        } else {
+            REGULAR_FRAME_OVERHEAD - TAG_LEN
+        }
+    }
+
     /// Seal one frame into `out`, which must be exactly `frame_wire_len(plaintext.len())`
     /// bytes. Regular frames must carry exactly the frame length.
     pub fn seal_frame(
@@ -237,6 +247,24 @@ impl FrameCipher {
         plaintext: &[u8],
         out: &mut [u8],
     ) -> Result<()> {
+        if out.len() != Self::frame_wire_len(plaintext.len(), is_final) {
+            return Err(Error::Crypto("frame output buffer of the wrong length"));
+        }
+        let start = Self::content_offset(is_final);
+        out[start..start + plaintext.len()].copy_from_slice(plaintext);
+        self.seal_in_place(sequence_number, is_final, out)
+    }
+
+    /// Seal one frame in place: `frame` is the frame's whole wire extent (its
+    /// `frame_wire_len`) with the plaintext already at [`content_offset`](Self::content_offset).
+    /// The sequence number, IV, (final) length and tag are written around it. Lets streaming
+    /// writers copy input once, straight into the output buffer.
+    pub fn seal_in_place(
+        &self,
+        sequence_number: u32,
+        is_final: bool,
+        frame: &mut [u8],
+    ) -> Result<()> {
         let kind = if is_final {
             BlockKind::FinalFrame
         } else {
@@ -245,11 +273,16 @@ impl FrameCipher {
         if sequence_number == FINAL_FRAME_MARKER || sequence_number == 0 {
             return Err(FormatError::TooManyFrames.into());
         }
-        if !is_final && plaintext.len() != self.frame_length as usize {
+        let start = Self::content_offset(is_final);
+        let content_len = frame
+            .len()
+            .checked_sub(start + TAG_LEN)
+            .ok_or(Error::Crypto("frame output buffer of the wrong length"))?;
+        if !is_final && content_len != self.frame_length as usize {
             return Err(Error::Crypto("regular frame of the wrong length"));
         }
-        if out.len() != Self::frame_wire_len(plaintext.len(), is_final) {
-            return Err(Error::Crypto("frame output buffer of the wrong length"));
+        if content_len > self.frame_length as usize {
+            return Err(Error::Crypto("final frame longer than the frame length"));
         }
         let iv = frame_iv(sequence_number);
         let mut n = 0;
@@ -258,29 +291,27 @@ impl FrameCipher {
             n += bytes.len();
         };
         if is_final {
-            put(&FINAL_FRAME_MARKER.to_be_bytes(), out);
+            put(&FINAL_FRAME_MARKER.to_be_bytes(), frame);
         }
-        put(&sequence_number.to_be_bytes(), out);
-        put(&iv, out);
+        put(&sequence_number.to_be_bytes(), frame);
+        put(&iv, frame);
         if is_final {
-            let len = u32::try_from(plaintext.len())
+            let len = u32::try_from(content_len)
                 .map_err(|_| Error::Crypto("final frame longer than u32"))?;
-            put(&len.to_be_bytes(), out);
+            put(&len.to_be_bytes(), frame);
         }
-        put(plaintext, out);
-        let content_start = n - plaintext.len();
+        debug_assert_eq!(n, start);
+        let end = start + content_len;
         let mut aad_buf = [0u8; MAX_AAD_LEN];
         let aad = body_aad(
             &self.message_id,
             kind,
             sequence_number,
-            plaintext.len() as u64,
+            content_len as u64,
             &mut aad_buf,
         );
-        let tag = self
-            .key
-            .seal_in_place(&iv, aad, &mut out[content_start..n])?;
-        out[n..].copy_from_slice(&tag);
+        let tag = self.key.seal_in_place(&iv, aad, &mut frame[start..end])?;
+        frame[end..].copy_from_slice(&tag);
         Ok(())
     }
 

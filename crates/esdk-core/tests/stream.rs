@@ -1,0 +1,439 @@
+//! Streaming encrypt and decrypt: round trips against the one-shot API, chunk-boundary
+//! fuzzing, truncation at every byte, tampering, the release rules of signed messages, and
+//! the parallel paths.
+
+mod stream_support;
+
+use esdk_core::format::header::Header;
+use esdk_core::stream::{error_of, DecryptingReader, EncryptingWriter};
+use esdk_core::{AlgorithmSuite, DecryptOptions, Error, FormatError};
+use std::io::{Read, Write};
+use stream_support::*;
+
+fn stream_encrypt(
+    threads: usize,
+    suite: AlgorithmSuite,
+    fl: u32,
+    plaintext: &[u8],
+    write_size: usize,
+) -> Vec<u8> {
+    let client = client_for(suite, threads);
+    let mut w =
+        EncryptingWriter::new(&client, &source(), &options(suite, fl), Vec::new()).expect("writer");
+    for chunk in plaintext.chunks(write_size.max(1)) {
+        w.write_all(chunk).expect("write");
+    }
+    if plaintext.is_empty() {
+        w.write_all(&[]).expect("empty write");
+    }
+    w.finish().expect("finish")
+}
+
+fn stream_decrypt(
+    threads: usize,
+    suite: AlgorithmSuite,
+    message: &[u8],
+    chunks: Chunks,
+    read_size: usize,
+) -> Result<Vec<u8>, std::io::Error> {
+    let client = client_for(suite, threads);
+    let reader = DecryptingReader::new(
+        &client,
+        &source(),
+        &DecryptOptions::default(),
+        ChunkedReader::new(message, chunks),
+    )
+    .map_err(std::io::Error::other)?;
+    let (out, err) = drain(reader, read_size);
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+fn inner_error(e: &std::io::Error) -> &Error {
+    error_of(e).unwrap_or_else(|| panic!("not an esdk error: {e:?}"))
+}
+
+/// Every suite family, frame lengths around the boundaries, sizes around frame and batch
+/// boundaries: streaming and one-shot agree in both directions and in length.
+#[test]
+fn round_trips_match_one_shot_for_every_shape() {
+    let mut rng = Prng::new(7);
+    let suites = [
+        AlgorithmSuite::Aes128GcmIv12Tag16NoKdf,
+        AlgorithmSuite::Aes192GcmIv12Tag16HkdfSha256,
+        AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha256,
+        AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384,
+        UNSIGNED,
+        SIGNED,
+    ];
+    for suite in suites {
+        for fl in [1u32, 16, 4096] {
+            let f = fl as usize;
+            for len in [0, 1, f.saturating_sub(1), f, f + 1, 3 * f, 3 * f + 5] {
+                let plaintext = rng.bytes(len);
+                for threads in [1, 3] {
+                    let client = client_for(suite, threads);
+                    let streamed = stream_encrypt(threads, suite, fl, &plaintext, 1 + len / 3);
+                    let one_shot = client
+                        .encrypt_blocking(&source(), &plaintext, &options(suite, fl))
+                        .expect("one-shot encrypt");
+                    let footer_slack = if suite.is_signed() { 4 } else { 0 };
+                    assert!(
+                        streamed.len().abs_diff(one_shot.ciphertext.len()) <= footer_slack,
+                        "suite {suite} fl {fl} len {len}: layouts differ"
+                    );
+                    let opened = client
+                        .decrypt_blocking(&source(), &streamed, &DecryptOptions::default())
+                        .expect("one-shot decrypt of a streamed message");
+                    assert_eq!(opened.plaintext, plaintext);
+                    let back =
+                        stream_decrypt(threads, suite, &one_shot.ciphertext, Chunks::Whole, 4096)
+                            .expect("stream decrypt of a one-shot message");
+                    assert_eq!(back, plaintext, "suite {suite} fl {fl} len {len}");
+                }
+            }
+        }
+    }
+}
+
+/// Large enough (over 4 MiB, several 256 KiB batches) for the worker threads to start; the message the
+/// threaded paths write decrypts on the single-threaded path and the other way round, with
+/// the signature (hashed in wire order) verifying.
+#[test]
+fn parallel_and_sequential_paths_interoperate() {
+    let mut rng = Prng::new(11);
+    let plaintext = rng.bytes(4 * 1024 * 1024 + 3 * 256 * 1024 + 12345);
+    for suite in [UNSIGNED, SIGNED] {
+        for fl in [4096u32, 1000, 300_000] {
+            let one = client_for(suite, 1);
+            let many = client_for(suite, 4);
+            let opts = options(suite, fl);
+            let par = many
+                .encrypt_blocking(&source(), &plaintext, &opts)
+                .expect("parallel encrypt");
+            let seq = one
+                .encrypt_blocking(&source(), &plaintext, &opts)
+                .expect("sequential encrypt");
+            let slack = if suite.is_signed() { 4 } else { 0 };
+            assert!(par.ciphertext.len().abs_diff(seq.ciphertext.len()) <= slack);
+            for (encrypted, decryptor) in [
+                (&par.ciphertext, &one),
+                (&seq.ciphertext, &many),
+                (&par.ciphertext, &many),
+            ] {
+                let out = decryptor
+                    .decrypt_blocking(&source(), encrypted, &DecryptOptions::default())
+                    .expect("decrypt");
+                assert!(out.plaintext == plaintext, "suite {suite} fl {fl}");
+            }
+            let streamed = stream_encrypt(4, suite, fl, &plaintext, 100_000);
+            assert!(streamed.len().abs_diff(seq.ciphertext.len()) <= slack);
+            let out = one
+                .decrypt_blocking(&source(), &streamed, &DecryptOptions::default())
+                .expect("sequential decrypt of a parallel stream");
+            assert!(out.plaintext == plaintext);
+            let back = stream_decrypt(4, suite, &seq.ciphertext, Chunks::Random(5, 70_000), 10_000)
+                .expect("parallel stream decrypt");
+            assert!(back == plaintext);
+        }
+    }
+}
+
+/// The same message fed in 1-byte chunks, random chunks, and whole, read with several buffer
+/// sizes, gives identical plaintext.
+#[test]
+fn chunk_boundaries_do_not_matter() {
+    let mut rng = Prng::new(3);
+    for suite in [UNSIGNED, SIGNED] {
+        for (len, fl) in [
+            (0usize, 64u32),
+            (100, 64),
+            (5000, 64),
+            (600_000, 4096),
+            (5_000_000, 4096),
+        ] {
+            let plaintext = rng.bytes(len);
+            let message = stream_encrypt(1, suite, fl, &plaintext, 777);
+            for threads in [1, 2] {
+                for (chunks, read_size) in [
+                    (Chunks::Single, 1),
+                    (Chunks::Single, 4096),
+                    (Chunks::Random(len as u64 + 1, 200), 7),
+                    (Chunks::Random(99, 5000), 1000),
+                    (Chunks::Whole, 1),
+                    (Chunks::Whole, 1 << 20),
+                ] {
+                    if matches!(chunks, Chunks::Single) && len > 10_000 {
+                        continue;
+                    }
+                    let out = stream_decrypt(threads, suite, &message, chunks, read_size)
+                        .unwrap_or_else(|e| panic!("{suite} len {len} {chunks:?}: {e}"));
+                    assert!(
+                        out == plaintext,
+                        "{suite} len {len} {chunks:?} read {read_size}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Cutting the message anywhere (header, any frame, footer) is an error, never a short read.
+#[test]
+fn every_truncation_point_is_an_error() {
+    let mut rng = Prng::new(5);
+    for suite in [UNSIGNED, SIGNED] {
+        let plaintext = rng.bytes(150);
+        let message = stream_encrypt(1, suite, 64, &plaintext, 150);
+        let client = client_for(suite, 1);
+        let parsed = Header::parse(&message, None)
+            .expect("header")
+            .expect("complete header");
+        let materials = pollster::block_on(client.decryption_materials(
+            &source(),
+            &parsed,
+            &DecryptOptions::default(),
+        ))
+        .expect("materials");
+        for cut in 0..message.len() {
+            let cut_message = &message[..cut];
+            if cut < parsed.total_len {
+                let err = DecryptingReader::new(
+                    &client,
+                    &source(),
+                    &DecryptOptions::default(),
+                    cut_message,
+                )
+                .expect_err("a cut header must fail");
+                assert!(matches!(err, Error::Truncated(_)), "cut {cut}: {err}");
+                continue;
+            }
+            let reader =
+                DecryptingReader::from_materials(&parsed, cut_message, &materials, 1, &[][..])
+                    .expect("header verified");
+            let (out, err) = drain(reader, 50);
+            let err = err.unwrap_or_else(|| {
+                panic!("{suite}: cut at {cut} of {} read as success", message.len())
+            });
+            assert!(
+                matches!(inner_error(&err), Error::Truncated(_)),
+                "cut {cut}: {err}"
+            );
+            assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+            // Whatever was released is a prefix of the plaintext, without the final frame.
+            assert!(out.len() <= 128 && plaintext.starts_with(&out), "cut {cut}");
+        }
+        // The whole message reads to the end.
+        let reader = DecryptingReader::from_materials(&parsed, &message, &materials, 1, &[][..])
+            .expect("header");
+        let (out, err) = drain(reader, 50);
+        assert!(err.is_none());
+        assert_eq!(out, plaintext);
+    }
+}
+
+/// A tampered frame stops the stream at that frame: the frames before it are released, the
+/// error names it, and nothing after it comes out.
+#[test]
+fn tampered_frame_stops_the_stream_there() {
+    let mut rng = Prng::new(9);
+    for suite in [UNSIGNED, SIGNED] {
+        for (threads, fl, len, bad_frame) in [
+            (1usize, 64u32, 64 * 10 + 3, 4u32),
+            (2, 4096, 4096 * 1100 + 1, 1050),
+        ] {
+            let plaintext = rng.bytes(len);
+            let mut message = stream_encrypt(1, suite, fl, &plaintext, 10_000);
+            let header_len = Header::parse(&message, None).unwrap().unwrap().total_len;
+            let frame_wire = fl as usize + 32;
+            // A byte in the content of frame `bad_frame`.
+            let at = header_len + (bad_frame as usize - 1) * frame_wire + 20;
+            message[at] ^= 0x01;
+            for chunks in [Chunks::Whole, Chunks::Random(1, 3000)] {
+                let client = client_for(suite, threads);
+                let reader = DecryptingReader::new(
+                    &client,
+                    &source(),
+                    &DecryptOptions::default(),
+                    ChunkedReader::new(&message, chunks),
+                )
+                .expect("header is intact");
+                let (out, err) = drain(reader, 4096);
+                let err = err.expect("tampering must be detected");
+                assert!(
+                    matches!(inner_error(&err), Error::FrameAuthentication { sequence_number } if *sequence_number == bad_frame),
+                    "{err}"
+                );
+                assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+                let released = (bad_frame as usize - 1) * fl as usize;
+                assert_eq!(out.len(), released);
+                assert!(out == plaintext[..released]);
+            }
+        }
+    }
+}
+
+/// After a failure the reader stays failed.
+#[test]
+fn a_failed_reader_stays_failed() {
+    let plaintext = vec![5u8; 1000];
+    let mut message = stream_encrypt(1, UNSIGNED, 100, &plaintext, 1000);
+    let n = message.len();
+    message[n - 5] ^= 1;
+    let client = client_for(UNSIGNED, 1);
+    let mut reader =
+        DecryptingReader::new(&client, &source(), &DecryptOptions::default(), &message[..])
+            .unwrap();
+    let mut sink = Vec::new();
+    let first = reader
+        .read_to_end(&mut sink)
+        .expect_err("final frame tampered");
+    assert!(matches!(
+        inner_error(&first),
+        Error::FrameAuthentication {
+            sequence_number: 10
+        }
+    ));
+    let mut buf = [0u8; 10];
+    let again = reader.read(&mut buf).expect_err("still failed");
+    assert!(again.to_string().contains("already failed"), "{again}");
+}
+
+/// Signed messages: the final frame is held until the signature verifies; a bad signature
+/// means the final frame is never released.
+#[test]
+fn signed_final_frame_waits_for_the_signature() {
+    let plaintext: Vec<u8> = (0..1000u32).map(|i| i.to_le_bytes()[0]).collect();
+    let mut message = stream_encrypt(1, SIGNED, 300, &plaintext, 1000);
+    let n = message.len();
+    // The last byte belongs to the DER signature.
+    message[n - 1] ^= 0x01;
+    let (out, err) = drain(
+        DecryptingReader::new(
+            &client_for(SIGNED, 1),
+            &source(),
+            &DecryptOptions::default(),
+            &message[..],
+        )
+        .unwrap(),
+        64,
+    );
+    let err = err.expect("bad signature");
+    assert!(
+        matches!(
+            inner_error(&err),
+            Error::SignatureVerification | Error::Format(FormatError::Footer)
+        ),
+        "{err}"
+    );
+    // Three regular frames came out; the final frame (100 bytes) did not.
+    assert_eq!(out, plaintext[..900]);
+}
+
+/// Bytes after the end of the message are an error, and the final frame is not released.
+#[test]
+fn trailing_bytes_are_an_error() {
+    for suite in [UNSIGNED, SIGNED] {
+        let plaintext = vec![9u8; 500];
+        let mut message = stream_encrypt(1, suite, 200, &plaintext, 500);
+        message.push(0);
+        let (out, err) = drain(
+            DecryptingReader::new(
+                &client_for(suite, 1),
+                &source(),
+                &DecryptOptions::default(),
+                ChunkedReader::new(&message, Chunks::Single),
+            )
+            .unwrap(),
+            1000,
+        );
+        let err = err.expect("trailing byte");
+        assert!(
+            matches!(inner_error(&err), Error::TrailingBytes(1)),
+            "{err}"
+        );
+        assert_eq!(out.len(), 400);
+    }
+}
+
+/// The unsigned-only option refuses a signed message right after its header.
+#[test]
+fn unsigned_only_refuses_signed_messages_after_the_header() {
+    let message = stream_encrypt(1, SIGNED, 64, b"signed", 6);
+    let err = DecryptingReader::new(
+        &client_for(SIGNED, 1),
+        &source(),
+        &DecryptOptions::default().unsigned_only(),
+        &message[..],
+    )
+    .expect_err("signed message refused");
+    assert!(matches!(err, Error::SignedMessageRefused(s) if s == SIGNED));
+    let message = stream_encrypt(1, UNSIGNED, 64, b"unsigned", 8);
+    let mut reader = DecryptingReader::new(
+        &client_for(UNSIGNED, 1),
+        &source(),
+        &DecryptOptions::default().unsigned_only(),
+        &message[..],
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).unwrap();
+    assert_eq!(out, b"unsigned");
+}
+
+/// The plaintext bound fails the write that crosses it.
+#[test]
+fn plaintext_bound_is_enforced_while_writing() {
+    let client = client_for(UNSIGNED, 1);
+    let opts = options(UNSIGNED, 64).with_plaintext_length_bound(100);
+    let mut w = EncryptingWriter::new(&client, &source(), &opts, Vec::new()).unwrap();
+    w.write_all(&[0u8; 60]).unwrap();
+    w.write_all(&[0u8; 40]).unwrap();
+    let err = w.write_all(&[0u8; 1]).expect_err("bound exceeded");
+    assert!(
+        matches!(inner_error(&err), Error::PlaintextTooLong { bound: 100 }),
+        "{err}"
+    );
+    assert!(w.finish().is_err(), "a failed writer cannot finish");
+    // Exactly the bound is fine.
+    let mut w = EncryptingWriter::new(&client, &source(), &opts, Vec::new()).unwrap();
+    w.write_all(&[1u8; 100]).unwrap();
+    let message = w.finish().unwrap();
+    let out = client
+        .decrypt_blocking(&source(), &message, &DecryptOptions::default())
+        .unwrap();
+    assert_eq!(out.plaintext, vec![1u8; 100]);
+}
+
+/// Flushing writes every sealed frame but keeps the frame being filled.
+#[test]
+fn flush_writes_sealed_frames_only() {
+    let client = client_for(UNSIGNED, 1);
+    let mut w =
+        EncryptingWriter::new(&client, &source(), &options(UNSIGNED, 16), Vec::new()).unwrap();
+    w.flush().unwrap();
+    let header_len = w.get_ref().len();
+    assert!(header_len > 0, "the header is written first");
+    w.write_all(&[0u8; 10]).unwrap();
+    w.flush().unwrap();
+    assert_eq!(
+        w.get_ref().len(),
+        header_len,
+        "a partial frame stays buffered"
+    );
+    let message = w.finish().unwrap();
+    assert_eq!(message.len(), header_len + 10 + 40);
+}
+
+/// Zero threads is a configuration error.
+#[test]
+fn zero_threads_is_refused() {
+    let err = esdk_core::Client::builder()
+        .threads(0)
+        .build()
+        .expect_err("zero threads");
+    assert!(matches!(err, Error::Config(_)));
+    assert!(esdk_core::Client::new().threads() >= 1);
+}

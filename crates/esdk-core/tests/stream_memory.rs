@@ -1,0 +1,122 @@
+//! The memory bound of streaming, asserted through a counting global allocator (dhat): a
+//! message streamed through an `EncryptingWriter` into a pipe and back out of a
+//! `DecryptingReader` never has more than a few MiB of heap live, and the number of
+//! allocations does not grow with the number of frames (buffers are reused).
+//!
+//! Runs 64 MiB by default (debug builds stay quick); set `ESDK_STREAM_MEMORY_BYTES` to stream
+//! more (e.g. 1073741824 for the full GiB; `cargo xtask bench` also measures the peak RSS of
+//! a 1 GiB message in release).
+//!
+//! This file is its own test binary so the allocator sees nothing but this test.
+
+mod stream_support;
+
+use esdk_core::stream::{DecryptingReader, EncryptingWriter};
+use esdk_core::{AlgorithmSuite, DecryptOptions};
+use std::io::{Read, Write};
+use stream_support::*;
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+const MIB: u64 = 1 << 20;
+/// Heap bytes a stream may hold at its peak, both ends and the pool included.
+const HEAP_BOUND: u64 = 8 * MIB;
+
+/// Byte `i` of the test plaintext (cheap to regenerate on both sides).
+fn expected(i: u64) -> u8 {
+    (i ^ (i >> 11) ^ (i >> 23)).to_le_bytes()[0]
+}
+
+fn fill(offset: u64, buf: &mut [u8]) {
+    for (j, b) in buf.iter_mut().enumerate() {
+        *b = expected(offset + j as u64);
+    }
+}
+
+/// Stream `total` bytes: encrypt on a thread into a pipe, decrypt from it here, checking every
+/// byte. Returns (peak live heap bytes, blocks allocated) over the run.
+fn stream_through_pipe(suite: AlgorithmSuite, total: u64, threads: usize) -> (u64, u64) {
+    let client = client_for(suite, threads);
+    let before = dhat::HeapStats::get();
+    let (pipe_in, pipe_out) = std::io::pipe().expect("pipe");
+    let writer_client = client;
+    let producer = std::thread::spawn(move || {
+        let mut w =
+            EncryptingWriter::new(&writer_client, &source(), &options(suite, 4096), pipe_out)
+                .expect("writer");
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut sent = 0u64;
+        while sent < total {
+            let n = usize::try_from((total - sent).min(chunk.len() as u64)).expect("chunk-sized");
+            fill(sent, &mut chunk[..n]);
+            w.write_all(&chunk[..n]).expect("write");
+            sent += n as u64;
+        }
+        drop(w.finish().expect("finish"));
+    });
+    let mut reader = DecryptingReader::new(&client, &source(), &DecryptOptions::default(), pipe_in)
+        .expect("reader");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u64;
+    loop {
+        let n = reader.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        for (j, &b) in buf[..n].iter().enumerate() {
+            assert_eq!(
+                b,
+                expected(got + j as u64),
+                "plaintext byte {}",
+                got + j as u64
+            );
+        }
+        got += n as u64;
+    }
+    producer.join().expect("producer");
+    assert_eq!(got, total);
+    drop(reader);
+    let after = dhat::HeapStats::get();
+    (
+        after.max_bytes as u64,
+        after.total_blocks - before.total_blocks,
+    )
+}
+
+#[test]
+fn streaming_heap_is_bounded_and_allocations_do_not_grow_with_frames() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let total = std::env::var("ESDK_STREAM_MEMORY_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64 * MIB);
+    for (suite, threads) in [
+        (AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 1),
+        (AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 2),
+        (AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, 2),
+    ] {
+        // Large enough that the worker threads start in both runs (from 4 MiB).
+        let small = (total / 8).max(8 * MIB);
+        let (_, small_blocks) = stream_through_pipe(suite, small, threads);
+        let (peak, blocks) = stream_through_pipe(suite, total, threads);
+        let frames = total / 4096;
+        eprintln!(
+            "{suite} threads {threads}: {} MiB streamed, peak heap {:.2} MiB, {blocks} allocations \
+             ({small_blocks} for {} MiB)",
+            total / MIB,
+            peak as f64 / MIB as f64,
+            small / MIB
+        );
+        assert!(
+            peak < HEAP_BOUND,
+            "peak heap {peak} bytes for {total} bytes streamed"
+        );
+        // 8x the frames must not mean more allocations: only a little noise (how many batch
+        // buffers the thread pool ends up cycling through).
+        assert!(
+            blocks <= small_blocks + 32,
+            "{blocks} allocations for {frames} frames vs {small_blocks} for an eighth of them"
+        );
+    }
+}
