@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-/// The `aws-*` packages in `esdk`'s normal and build dependency tree with `features`.
+/// The `aws-*` packages (the AWS SDK's; AWS-LC, the crypto library, is not one of them) in
+/// `esdk`'s normal and build dependency tree with `features`.
 fn aws_packages(workspace: &Path, features: &[&str]) -> Result<Vec<String>, String> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(workspace)
@@ -30,7 +31,7 @@ fn aws_packages(workspace: &Path, features: &[&str]) -> Result<Vec<String>, Stri
     }
     let mut found: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.starts_with("aws-"))
+        .filter(|l| l.starts_with("aws-") && !l.starts_with("aws-lc-"))
         .map(|l| l.split_whitespace().next().unwrap_or(l).to_owned())
         .collect();
     found.sort();

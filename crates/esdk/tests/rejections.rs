@@ -126,6 +126,22 @@ fn forge_header(mut header: Header, extra_aad: &[u8]) -> (Vec<u8>, FrameCipher) 
     (bytes, cipher)
 }
 
+/// A frame cipher for the fixed data key and `header`'s message id, but another frame length
+/// (to seal frames the header's own cipher refuses to make).
+fn cipher_with_frame_length(header: &Header, frame_length: u32) -> FrameCipher {
+    let derived = derive_keys(
+        header.suite,
+        fixed_key(header.suite).as_bytes(),
+        &header.message_id,
+    )
+    .unwrap();
+    FrameCipher::new(
+        crypto::provider().aead_key(&derived.data_key).unwrap(),
+        header.message_id.clone(),
+        frame_length,
+    )
+}
+
 fn base_header(id: u16, content_type: ContentType, frame_length: u32) -> Header {
     let s = suite(id);
     Header {
@@ -666,9 +682,12 @@ fn sequence_number_faults() {
 
 #[test]
 fn final_frame_longer_than_frame_length() {
-    let (h, c) = forge_header(base_header(0x0178, ContentType::Framed, 4), &[]);
-    // seal_frame itself does not limit final frames: build one of 5 bytes.
-    let m = [h, frame(&c, 1, true, b"abcde")].concat();
+    let header = base_header(0x0178, ContentType::Framed, 4);
+    let (h, _) = forge_header(header, &[]);
+    // The header's cipher refuses to seal a 5-byte final frame; one built for frame length 8
+    // (same key and message id) makes it.
+    let wide = cipher_with_frame_length(&parsed(&h).header, 8);
+    let m = [h, frame(&wide, 1, true, b"abcde")].concat();
     assert!(matches!(
         fmt_err(open(&fixed(), &m).unwrap_err()),
         FormatError::FinalFrameLength {
