@@ -12,6 +12,12 @@
 //!    Our own runner decrypts it too, as a self-check.
 //! 4. **Python to Rust**: the Python SDK encrypts the matrix and writes an `awses-decrypt`
 //!    manifest, which our runner decrypts (`python-to-rust: N passed, N failed`).
+//! 5. **KMS and PKCS#11**, against the emulators (see [`crate::interop_emulators`]): messages
+//!    our KMS keyrings write are read by the Python SDK's strict and discovery KMS master key
+//!    providers on moto, and the reverse (`kms-interop: N passed, N failed`); messages our HSM
+//!    keyrings wrap in SoftHSM2 with imported keys are read by the Python SDK's raw AES and raw
+//!    RSA keyrings holding the same key material, and the reverse
+//!    (`hsm-interop: N passed, N failed`).
 
 use crate::vectors::{self, Tally};
 use crate::{shared_dir, workspace_root};
@@ -255,6 +261,9 @@ pub fn run(args: &Args) -> Result<bool> {
     })?;
     python_to_rust.failed += python_encrypt.failed;
 
+    // (c) KMS and PKCS#11 keyrings, against moto and SoftHSM2.
+    let emulators = crate::interop_emulators::run(&py)?;
+
     println!();
     println!(
         "rust-encrypt: {} messages written, {} failed, {} skipped (not expressible here; reasons above)",
@@ -269,10 +278,25 @@ pub fn run(args: &Args) -> Result<bool> {
         "python-to-rust: {} passed, {} failed",
         python_to_rust.passed, python_to_rust.failed
     );
-    let passed = rust_to_python.passed + python_to_rust.passed;
-    let failed = rust_to_python.failed + python_to_rust.failed + self_check.failed;
+    for (name, t) in [
+        ("kms-interop", &emulators.kms),
+        ("hsm-interop", &emulators.hsm),
+    ] {
+        println!("{name}: {} passed, {} failed", t.passed, t.failed);
+    }
+    let passed =
+        rust_to_python.passed + python_to_rust.passed + emulators.kms.passed + emulators.hsm.passed;
+    let failed = rust_to_python.failed
+        + python_to_rust.failed
+        + self_check.failed
+        + emulators.kms.failed
+        + emulators.hsm.failed;
     println!("interop: {passed} passed, {failed} failed");
-    Ok(failed == 0 && rust_to_python.passed > 0 && python_to_rust.passed > 0)
+    Ok(failed == 0
+        && rust_to_python.passed > 0
+        && python_to_rust.passed > 0
+        && emulators.kms.passed > 0
+        && emulators.hsm.passed > 0)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod bench;
 mod deps_check;
 mod fuzz;
 mod interop;
+mod interop_emulators;
 mod moto;
 mod softhsm;
 mod test;
@@ -41,7 +42,8 @@ enum Command {
         #[command(subcommand)]
         command: VectorsCommand,
     },
-    /// Interoperability with the official Python SDK, both directions.
+    /// Interoperability with the official Python SDK, both directions: raw keyrings, and KMS
+    /// and PKCS#11 keyrings against the emulators.
     Interop(interop::Args),
     /// Run the KMS emulator (moto, installed and patched on first use): with no command it
     /// runs in the foreground and prints the exports; `cargo xtask moto CMD ARGS...` runs

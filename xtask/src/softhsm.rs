@@ -205,25 +205,36 @@ pub fn with_softhsm<T>(f: impl FnOnce(&SoftHsm) -> T) -> Result<T> {
 /// remove the token, and exit with the command's status. Without one: set the token up in
 /// DIR (default: a new temporary directory), keep it, and print `export` lines for a shell.
 pub fn cli(args: &[String]) -> ExitCode {
-    let (opts, command) = match args.iter().position(|a| a == "--") {
-        Some(i) => (&args[..i], &args[i + 1..]),
-        None => (args, &[][..]),
-    };
+    // Options come first; the command starts at the first other argument or after `--`.
+    // (`cargo xtask softhsm -- cargo test` reaches here as `cargo test`: clap takes the `--`.)
     let mut dir = None;
-    let mut it = opts.iter();
-    while let Some(arg) = it.next() {
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
         match arg.as_str() {
-            "--dir" => dir = it.next().map(PathBuf::from),
+            "--" => {
+                i += 1;
+                break;
+            }
+            "--dir" => {
+                let Some(d) = args.get(i + 1) else {
+                    eprintln!("xtask softhsm: --dir needs a directory\n{USAGE}");
+                    return ExitCode::from(2);
+                };
+                dir = Some(PathBuf::from(d));
+                i += 2;
+            }
             "-h" | "--help" => {
                 println!("{}", USAGE);
                 return ExitCode::SUCCESS;
             }
-            other => {
+            other if other.starts_with('-') => {
                 eprintln!("xtask softhsm: unknown argument {other:?}\n{USAGE}");
                 return ExitCode::from(2);
             }
+            _ => break,
         }
     }
+    let command = args.get(i..).unwrap_or_default();
     if command.is_empty() {
         let setup = match dir {
             Some(d) => SoftHsm::setup_in(d, true),

@@ -9,7 +9,7 @@ use std::process::Command;
 
 /// Every feature CI builds: all keyrings and async streaming. (`fips` is left out: it needs
 /// CMake and Go to build the FIPS module.)
-const ALL_FEATURES: &str = "esdk/kms,esdk/pkcs11,esdk-core/tokio";
+pub const ALL_FEATURES: &str = "esdk/kms,esdk/pkcs11,esdk-core/tokio";
 
 /// One step's outcome.
 struct Step {

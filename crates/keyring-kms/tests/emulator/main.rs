@@ -4,8 +4,8 @@
 //! moto and exports `AWS_ENDPOINT_URL` and dummy credentials. Without `AWS_ENDPOINT_URL`
 //! every test here fails under CI (`CI` set) and skips loudly otherwise.
 //!
-//! Not here: interop with the official Python SDK (the lead's `cargo xtask interop`;
-//! `xtask/kms_interop.py` is the Python side).
+//! Not here: interop with the official Python SDK (`tests/python_interop.rs`, run by
+//! `cargo xtask interop`; `xtask/kms_interop.py` is the Python side).
 
 mod common;
 
