@@ -28,9 +28,12 @@ pub const BATCH_BYTES: usize = 256 * 1024;
 /// A message is spread over threads only if its regular frames hold at least this many bytes.
 pub const MIN_PARALLEL_BYTES: u64 = 4 << 20;
 
-/// The number of threads this machine offers (1 if unknown).
+/// The number of threads this machine offers (1 if unknown). Asked once per process: on Linux
+/// `available_parallelism` reads cgroup files, tens of microseconds that would otherwise be
+/// paid by every short message.
 pub fn available_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// Frames per batch for a frame length.
