@@ -1252,7 +1252,10 @@ fn print_targets(rows: &[Row], quick: bool) {
             let many = find(rows, "esdk", Some("0x0478"), op, size, all, api);
             let v = one.zip(many).map(|(a, b)| b.mib_per_s / a.mib_per_s);
             check(
-                format!("0x0478 {op} {} {api}, {all} threads vs 1, >= 1.7x", human_size(size)),
+                format!(
+                    "0x0478 {op} {} {api}, {all} threads vs 1, >= 1.7x",
+                    human_size(size)
+                ),
                 v,
                 &|v| v >= 1.7,
                 "x",
