@@ -56,8 +56,22 @@ where
     best
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // The generated code recurses deeply on large messages (a 256 MiB message overflows the
+    // default 8 MiB main stack), so run on a thread with a large (virtual, lazily committed)
+    // stack.
+    std::thread::Builder::new()
+        .stack_size(4 << 30)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()?
+                .block_on(run())
+        })?
+        .join()
+        .map_err(|_| "benchmark thread panicked")?
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let sizes: Vec<usize> = arg("--sizes", "1024,1048576")
         .split(',')
         .map(|s| s.trim().parse())

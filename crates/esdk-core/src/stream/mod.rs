@@ -18,10 +18,13 @@
 //! authenticated (such messages are only ever decrypted, never written).
 //!
 //! # Threads
-//! Frames are sealed and opened on up to [`Client::threads`](crate::Client::threads) worker
-//! threads (default: the available cores). The threads start only once a message proves longer
-//! than one batch, so short messages never pay for them. The output is byte-identical to a
-//! single-threaded run; the signature hash always sees the bytes in wire order.
+//! A stream uses up to [`Client::threads`](crate::Client::threads) threads (default: the
+//! available cores): `threads - 1` worker threads seal or open batches of frames, and the
+//! calling thread, which also copies the data in and out, takes a smaller share (for signed
+//! suites it feeds the signature hash instead). The workers start only once a message has
+//! passed [`MIN_PARALLEL_BYTES`](crate::parallel::MIN_PARALLEL_BYTES) (4 MiB) and goes on, so
+//! short messages never pay for them. The output is byte-identical to a single-threaded run;
+//! the signature hash always sees the bytes in wire order.
 //!
 //! The async types wait for those threads synchronously when a batch is not yet done (the
 //! wait is CPU work of the same size the task would otherwise do itself).
