@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// pages for large buffers (see the module docs).
     #[arg(long)]
     pub default_malloc: bool,
+    /// Only report the PKCS#11 keyring's per-message latency next to the raw AES keyring's:
+    /// sets up a SoftHSM2 token and runs the criterion bench of `keyring-pkcs11-hsm`.
+    #[arg(long)]
+    pub hsm: bool,
     /// Internal: measure one streamed message in this process ("encrypt" or "decrypt").
     #[arg(long, hide = true)]
     pub rss_child: Option<String>,
@@ -127,6 +131,9 @@ const HUGEPAGE_TUNABLE: &str = "glibc.malloc.hugetlb=1";
 
 /// Entry point of `cargo xtask bench`.
 pub fn run(args: BenchArgs) -> Result<(), String> {
+    if args.hsm {
+        return hsm_latency();
+    }
     // `cargo xtask` builds in debug; timings need the release build of everything.
     if cfg!(debug_assertions) {
         let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -1484,4 +1491,33 @@ fn workspace_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// HSM keyring latency per 1 KiB message next to the raw AES keyring, against a throw-away
+/// SoftHSM2 token (criterion bench `keyring-pkcs11-hsm/benches/latency.rs`).
+fn hsm_latency() -> Result<(), String> {
+    let hsm = crate::softhsm::SoftHsm::setup()?;
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args([
+        "bench",
+        "-p",
+        "keyring-pkcs11-hsm",
+        "--bench",
+        "latency",
+        "--",
+        "--warm-up-time",
+        "1",
+        "--measurement-time",
+        "3",
+    ])
+    .current_dir(workspace_root());
+    hsm.apply(&mut cmd);
+    let status = cmd
+        .status()
+        .map_err(|e| format!("running the HSM latency bench: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("HSM latency bench exited with {status}"))
+    }
 }
