@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench one_shot`
 
+#![forbid(unsafe_code)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use esdk::raw_aes::RawAesKeyring;
 use esdk::{AlgorithmSuite, Client, DecryptOptions, EncryptOptions, MaterialsSource};

@@ -1,6 +1,7 @@
 //! Encryption context parsing: never panics; what parses re-serializes to a canonical form
 //! that parses to the same map.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use esdk::context;
 use libfuzzer_sys::fuzz_target;

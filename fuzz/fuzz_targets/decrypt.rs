@@ -2,6 +2,7 @@
 //! on input the keyring did not produce (seed the corpus with `cargo xtask fuzz`, which
 //! writes valid messages for every suite first).
 #![no_main]
+#![forbid(unsafe_code)]
 
 use esdk::raw_aes::RawAesKeyring;
 use esdk::{Client, CommitmentPolicy, DecryptOptions, MaterialsSource};

@@ -1,5 +1,6 @@
 //! Header parsing: never panics, and a parsed header's lengths lie within the input.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use esdk::Header;
 use libfuzzer_sys::fuzz_target;

@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's one entry point for tests, test vectors, interop,
 //! benchmarks, fuzzing and emulator set-up.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod deps_check;
 mod fuzz;

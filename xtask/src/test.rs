@@ -66,6 +66,29 @@ pub fn run() -> Result<bool> {
         name: "cargo test --workspace, every keyring feature (SoftHSM2, moto)",
         ok: status(tests)?,
     });
+    // The examples are documentation: each must run as its doc comment says.
+    for (example, name) in [
+        ("quickstart", "example quickstart"),
+        ("kms", "example kms (moto)"),
+        ("pkcs11", "example pkcs11 (SoftHSM2)"),
+    ] {
+        let mut run = cargo_command(&[
+            "run",
+            "-q",
+            "-p",
+            "esdk",
+            "--features",
+            ALL_FEATURES,
+            "--example",
+            example,
+        ]);
+        hsm.apply(&mut run);
+        moto.apply(&mut run);
+        steps.push(Step {
+            name,
+            ok: status(run)?,
+        });
+    }
     drop(moto);
     drop(hsm);
 

@@ -4,6 +4,8 @@
 //!
 //! Usage: official-rust-bench --sizes 1024,1048576 --suites 0x0478,0x0578 --budget-ms 1000
 
+#![forbid(unsafe_code)]
+
 use aws_esdk::client as esdk_client;
 use aws_esdk::material_providers::client as mpl_client;
 use aws_esdk::material_providers::types::material_providers_config::MaterialProvidersConfig;
