@@ -6,11 +6,10 @@
 //!
 //! `cargo xtask interop` runs this inside a SoftHSM2 token with `ESDK_INTEROP_SDK_PYTHON`
 //! pointing at the python of its virtual environment (which has the pinned
-//! `aws-encryption-sdk`), and counts the `hsm-interop PASS|FAIL` lines printed here. Without
-//! `ESDK_INTEROP_SDK_PYTHON` (as in the plain `cargo test --workspace` of `cargo xtask test`)
-//! the test skips loudly and prints `hsm-interop SKIP`, which `cargo xtask interop` treats as
-//! a failure. With the python but without the token it fails under CI and skips loudly
-//! otherwise.
+//! `aws-encryption-sdk`), and counts the `hsm-interop PASS|FAIL` lines printed here
+//! (`cargo xtask test` filters it out of its plain workspace run and runs it there). Without
+//! `ESDK_INTEROP_SDK_PYTHON` or the token it fails under CI; outside CI it skips loudly and
+//! prints `hsm-interop SKIP`, which `cargo xtask interop` also treats as a failure.
 
 mod common;
 
@@ -206,8 +205,13 @@ fn hsm_messages_interoperate_with_the_python_sdk() {
     let python = match std::env::var_os("ESDK_INTEROP_SDK_PYTHON") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => {
-            // Also under CI: the plain workspace test run has no Python SDK; `cargo xtask
-            // interop` sets the variable and fails on this line.
+            // `cargo xtask test` filters this test out of its plain workspace run and runs it
+            // in its interop step, which sets the variable.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but ESDK_INTEROP_SDK_PYTHON is not: the PKCS#11 interop test needs \
+                 the Python SDK (run it through `cargo xtask interop`)"
+            );
             skip("ESDK_INTEROP_SDK_PYTHON is not set");
             return;
         }
