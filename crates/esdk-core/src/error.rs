@@ -183,6 +183,9 @@ pub enum FormatError {
     /// Non-framed content longer than the format allows.
     #[error("non-framed content length {0} exceeds 2^36 - 32")]
     NonFramedLength(u64),
+    /// A final frame where the message's length puts a regular frame.
+    #[error("frame {0} is a final frame, but the message goes on after it")]
+    FinalFrameBeforeEnd(u32),
     /// The frame count would overflow a u32.
     #[error("too many frames")]
     TooManyFrames,

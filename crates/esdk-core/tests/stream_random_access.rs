@@ -198,28 +198,49 @@ fn a_small_range_of_a_large_message_reads_little() {
 
 #[test]
 fn a_cut_or_extended_message_is_rejected_on_open() {
-    let plaintext = vec![2u8; 1000];
-    let message = encrypt(UNSIGNED, 100, &plaintext);
-    for cut in [message.len() - 1, message.len() - 16, message.len() - 100] {
-        assert!(
-            open(
-                UNSIGNED,
-                message[..cut].to_vec(),
-                &RandomAccessOptions::default()
-            )
-            .is_err(),
-            "cut {cut}"
-        );
+    for (suite, opts) in [
+        (UNSIGNED, RandomAccessOptions::default()),
+        (
+            SIGNED,
+            RandomAccessOptions::default().accept_unsigned_output(),
+        ),
+    ] {
+        // A final frame shorter than a regular one, and one exactly a frame long (an empty
+        // final frame follows the regular frames).
+        for (len, fl) in [(1000usize, 100u32), (50, 100), (300, 100)] {
+            let plaintext = vec![2u8; len];
+            let message = encrypt(suite, fl, &plaintext);
+            let header_len = Header::parse(&message, None).unwrap().unwrap().total_len;
+            // Every cut, frame boundaries included (a cut after a regular frame leaves a body
+            // whose length fits "regular frames + a short final frame").
+            for cut in header_len..message.len() {
+                assert!(
+                    open(suite, message[..cut].to_vec(), &opts).is_err(),
+                    "{suite} {len}/{fl}: cut at {cut} of {}",
+                    message.len()
+                );
+            }
+            // Bytes after the message, up to more than a frame.
+            for extra in 1..=fl as usize + 40 {
+                let mut longer = message.clone();
+                longer.extend(std::iter::repeat_n(0x5a, extra));
+                assert!(
+                    open(suite, longer, &opts).is_err(),
+                    "{suite} {len}/{fl}: {extra} bytes appended"
+                );
+            }
+            let err =
+                open(suite, message[..header_len - 1].to_vec(), &opts).expect_err("cut header");
+            assert!(matches!(err, Error::Truncated(_)), "{err}");
+        }
     }
-    let mut longer = message.clone();
-    longer.push(0);
-    assert!(open(UNSIGNED, longer, &RandomAccessOptions::default()).is_err());
-    let header_len = Header::parse(&message, None).unwrap().unwrap().total_len;
-    let err = open(
-        UNSIGNED,
-        message[..header_len - 1].to_vec(),
-        &RandomAccessOptions::default(),
-    )
-    .expect_err("cut header");
-    assert!(matches!(err, Error::Truncated(_)));
+}
+
+#[test]
+fn bytes_after_a_short_final_frame_are_reported_as_trailing() {
+    let plaintext = vec![7u8; 50];
+    let mut message = encrypt(UNSIGNED, 100, &plaintext);
+    message.extend_from_slice(&[0u8; 30]);
+    let err = open(UNSIGNED, message, &RandomAccessOptions::default()).expect_err("extended");
+    assert!(matches!(err, Error::TrailingBytes(30)), "{err}");
 }

@@ -5,8 +5,11 @@ use super::decrypt::read_header;
 use crate::client::{Client, DecryptOptions, MaterialsSource};
 use crate::context::EncryptionContext;
 use crate::decrypt::MessageDecryptor;
+use crate::error::FormatError;
 use crate::error::{Error, Result};
-use crate::format::body::{parse_frame, FrameCipher, FINAL_FRAME_OVERHEAD, REGULAR_FRAME_OVERHEAD};
+use crate::format::body::{
+    parse_frame, BlockKind, FrameCipher, FINAL_FRAME_OVERHEAD, REGULAR_FRAME_OVERHEAD,
+};
 use crate::format::header::{ContentType, Header, ParsedHeader};
 use crate::materials::DecryptionMaterials;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -212,15 +215,26 @@ impl<R: Read + Seek> RandomAccessDecryptor<R> {
         if final_len > self.fl() {
             return Err(Error::Truncated("the body does not end with a final frame"));
         }
-        self.open_frame(regular, |_| ())?;
+        // The frame found there must be a final frame ending exactly at `body_end`: a regular
+        // frame at that offset means the message was cut at a frame boundary, and a shorter
+        // final frame means bytes follow it.
+        let final_len_usize = usize::try_from(final_len)
+            .map_err(|_| Error::Config("frame too large for this platform".into()))?;
+        self.open_frame(regular, BlockKind::FinalFrame, final_len_usize, |_| ())?;
         self.regular_frames = regular;
         self.plaintext_len = regular * self.fl() + final_len;
         Ok(())
     }
 
-    /// Read frame `index` (0-based), check its sequence number and tag, and hand its plaintext
-    /// to `f`.
-    fn open_frame<T>(&mut self, index: u64, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
+    /// Read frame `index` (0-based), check that it is of the `kind` and content length its
+    /// place implies, check its sequence number and tag, and hand its plaintext to `f`.
+    fn open_frame<T>(
+        &mut self,
+        index: u64,
+        kind: BlockKind,
+        content_len: usize,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
         let sequence =
             u32::try_from(index + 1).map_err(|_| crate::error::FormatError::TooManyFrames)?;
         let fl = self.cipher.frame_length();
@@ -237,7 +251,20 @@ impl<R: Read + Seek> RandomAccessDecryptor<R> {
         let got = read_up_to(&mut self.inner, &mut self.buf[..want])?;
         let frame = parse_frame(&self.buf[..got], fl, sequence)?
             .ok_or(Error::Truncated("the message ends inside a frame"))?;
-        let content_len = frame.ciphertext.len();
+        if frame.kind != kind {
+            return Err(match kind {
+                BlockKind::FinalFrame => {
+                    Error::Truncated("the body does not end with a final frame")
+                }
+                _ => FormatError::FinalFrameBeforeEnd(sequence).into(),
+            });
+        }
+        if frame.ciphertext.len() != content_len {
+            // Only a final frame can be shorter than its place implies: bytes follow it.
+            return Err(Error::TrailingBytes(
+                content_len.saturating_sub(frame.ciphertext.len()),
+            ));
+        }
         let content_start = frame.wire_len - 16 - content_len;
         let meta = crate::format::body::FrameRef {
             ciphertext: &[],
@@ -271,7 +298,13 @@ impl<R: Read + Seek> RandomAccessDecryptor<R> {
             let within = usize::try_from(pos - index * fl).unwrap_or(0);
             let n = usize::try_from((fl - (pos - index * fl)).min(end - pos)).unwrap_or(0);
             let dest = &mut out[written..written + n];
-            self.open_frame(index, |plain| {
+            let (kind, len) = if index < self.regular_frames {
+                (BlockKind::Frame, fl)
+            } else {
+                (BlockKind::FinalFrame, self.plaintext_len - index * fl)
+            };
+            let len = usize::try_from(len).unwrap_or(0);
+            self.open_frame(index, kind, len, |plain| {
                 dest.copy_from_slice(&plain[within..within + n]);
             })?;
             pos += n as u64;
