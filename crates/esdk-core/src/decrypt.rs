@@ -19,8 +19,13 @@ pub struct MessageDecryptor {
     cipher: Arc<FrameCipher>,
     content_type: ContentType,
     next_sequence: u32,
+    /// The running signature hash and key, until the footer is checked.
     verifier: Option<(Box<dyn Hasher>, Arc<dyn VerifyingKey>)>,
+    signed: bool,
     body_done: bool,
+    /// How `finish` ended, once it has: the footer length, or `None` after a failure. Kept so
+    /// that calling it again repeats the outcome instead of skipping the signature.
+    finished: Option<Option<usize>>,
 }
 
 impl MessageDecryptor {
@@ -39,10 +44,11 @@ impl MessageDecryptor {
             .data_key()
             .ok_or_else(|| Error::Materials("no plaintext data key".into()))?;
         let derived = derive_keys(header.suite, data_key.as_bytes(), &header.message_id)?;
-        if let (Some(expected), Some(found)) = (derived.commitment, header.commitment) {
-            if !bool::from(expected.ct_eq(&found)) {
-                return Err(Error::CommitmentMismatch);
-            }
+        match (derived.commitment, header.commitment) {
+            (Some(expected), Some(found)) if bool::from(expected.ct_eq(&found)) => {}
+            (None, None) => {}
+            // A committing suite without a commitment (or the reverse) is no match either.
+            _ => return Err(Error::CommitmentMismatch),
         }
         let key = crypto::provider().aead_key(&derived.data_key)?;
         let required = context::serialize_subset(
@@ -83,8 +89,10 @@ impl MessageDecryptor {
             )),
             content_type: header.content_type,
             next_sequence: 1,
+            signed: verifier.is_some(),
             verifier,
             body_done: false,
+            finished: None,
         })
     }
 
@@ -95,7 +103,7 @@ impl MessageDecryptor {
 
     /// Whether the message is signed (a footer follows the body).
     pub fn is_signed(&self) -> bool {
-        self.verifier.is_some()
+        self.signed
     }
 
     /// Whether the last block of the body has been located.
@@ -134,23 +142,35 @@ impl MessageDecryptor {
     }
 
     /// After the body: parse and verify the footer for signed suites. Returns the footer's
-    /// length (0 for unsigned suites), or `Ok(None)` if more input is needed.
+    /// length (0 for unsigned suites), or `Ok(None)` if more input is needed. Once it has
+    /// succeeded or failed, later calls repeat that outcome (a failure as
+    /// [`Error::SignatureVerification`]).
     pub fn finish(&mut self, input: &[u8]) -> Result<Option<usize>> {
         if !self.body_done {
             return Err(Error::Truncated("the body has no final frame"));
         }
-        let Some((hasher, key)) = self.verifier.take() else {
-            return Ok(Some(0));
-        };
-        match parse_footer(input)? {
-            None => {
-                self.verifier = Some((hasher, key));
-                Ok(None)
-            }
-            Some((signature, len)) => {
-                key.verify_digest(&hasher.finish(), signature)?;
-                Ok(Some(len))
-            }
+        match self.finished {
+            Some(Some(len)) => return Ok(Some(len)),
+            Some(None) => return Err(Error::SignatureVerification),
+            None => {}
         }
+        if !self.signed {
+            self.finished = Some(Some(0));
+            return Ok(Some(0));
+        }
+        let footer = match parse_footer(input) {
+            Ok(None) => return Ok(None),
+            Ok(Some(footer)) => footer,
+            Err(e) => {
+                self.finished = Some(None);
+                return Err(e);
+            }
+        };
+        let (signature, len) = footer;
+        self.finished = Some(None);
+        let (hasher, key) = self.verifier.take().ok_or(Error::SignatureVerification)?;
+        key.verify_digest(&hasher.finish(), signature)?;
+        self.finished = Some(Some(len));
+        Ok(Some(len))
     }
 }
