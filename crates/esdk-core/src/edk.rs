@@ -54,15 +54,16 @@ impl EncryptedDataKey {
         }
     }
 
-    /// Read one EDK entry. `Ok(None)` means the provider id was not UTF-8.
-    pub(crate) fn read_from(r: &mut Reader<'_>) -> Result<Option<Self>, Short> {
+    /// Read one EDK entry without copying it: provider id, info and ciphertext as slices of
+    /// the input (the header parser copies what it keeps). `Ok(None)` means the provider id was not UTF-8.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn read_borrowed<'a>(
+        r: &mut Reader<'a>,
+    ) -> Result<Option<(&'a str, &'a [u8], &'a [u8])>, Short> {
         let id = r.u16_prefixed()?;
         let info = r.u16_prefixed()?;
         let ct = r.u16_prefixed()?;
-        let Ok(id) = core::str::from_utf8(id) else {
-            return Ok(None);
-        };
-        Ok(Some(Self::new(id, info, ct)))
+        Ok(core::str::from_utf8(id).ok().map(|id| (id, info, ct)))
     }
 }
 

@@ -36,9 +36,15 @@ pub fn available_threads() -> usize {
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
+/// Most frames in one batch: with tiny frames (the header picks the frame length) the
+/// per-frame bookkeeping and the 32 bytes of framing per frame, not the content, would
+/// otherwise set a batch's memory (a 1-byte frame length would mean 262,144 frames and about
+/// 25 MiB per batch).
+const MAX_BATCH_FRAMES: usize = 4096;
+
 /// Frames per batch for a frame length.
 pub(crate) fn batch_frames(frame_length: u32) -> usize {
-    (BATCH_BYTES / (frame_length as usize).max(1)).max(1)
+    (BATCH_BYTES / (frame_length as usize).max(1)).clamp(1, MAX_BATCH_FRAMES)
 }
 
 /// Whether a body of `regular_frames` regular frames is worth spreading over `threads`.

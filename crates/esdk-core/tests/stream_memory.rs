@@ -48,15 +48,24 @@ fn expected(pattern: &[u8], offset: u64, len: usize) -> &[u8] {
 
 /// Stream `total` bytes: encrypt on a thread into a pipe, decrypt from it here, checking every
 /// byte. Returns (peak live heap bytes, blocks allocated) over the run.
-fn stream_through_pipe(suite: AlgorithmSuite, total: u64, threads: usize) -> (u64, u64) {
+fn stream_through_pipe(
+    suite: AlgorithmSuite,
+    frame_length: u32,
+    total: u64,
+    threads: usize,
+) -> (u64, u64) {
     let client = client_for(suite, threads);
     let before = dhat::HeapStats::get();
     let (pipe_in, pipe_out) = std::io::pipe().expect("pipe");
     let writer_client = client;
     let producer = std::thread::spawn(move || {
-        let mut w =
-            EncryptingWriter::new(&writer_client, &source(), &options(suite, 4096), pipe_out)
-                .expect("writer");
+        let mut w = EncryptingWriter::new(
+            &writer_client,
+            &source(),
+            &options(suite, frame_length),
+            pipe_out,
+        )
+        .expect("writer");
         let pattern = pattern();
         let mut sent = 0u64;
         while sent < total {
@@ -99,6 +108,20 @@ fn streaming_heap_is_bounded_and_allocations_do_not_grow_with_frames() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024 * MIB);
+    // First (dhat's peak covers the whole run): the frame length comes from the message, and
+    // 1-byte frames (33 bytes on the wire each) must not make batches of a quarter of a
+    // million frames.
+    for threads in [1, 2] {
+        let (peak, _) = stream_through_pipe(SIGNED, 1, 6 * MIB, threads);
+        eprintln!(
+            "frame length 1, threads {threads}: peak heap {:.2} MiB",
+            peak as f64 / MIB as f64
+        );
+        assert!(
+            peak < HEAP_BOUND,
+            "peak heap {peak} bytes with 1-byte frames"
+        );
+    }
     for (suite, threads) in [
         (AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 1),
         (AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 2),
@@ -106,8 +129,8 @@ fn streaming_heap_is_bounded_and_allocations_do_not_grow_with_frames() {
     ] {
         // Large enough that the worker threads start in both runs (from 4 MiB).
         let small = (total / 8).max(8 * MIB);
-        let (_, small_blocks) = stream_through_pipe(suite, small, threads);
-        let (peak, blocks) = stream_through_pipe(suite, total, threads);
+        let (_, small_blocks) = stream_through_pipe(suite, 4096, small, threads);
+        let (peak, blocks) = stream_through_pipe(suite, 4096, total, threads);
         let frames = total / 4096;
         eprintln!(
             "{suite} threads {threads}: {} MiB streamed, peak heap {:.2} MiB, {blocks} allocations \

@@ -122,14 +122,36 @@ impl Header {
         input: &[u8],
         max_encrypted_data_keys: Option<u16>,
     ) -> Result<Option<ParsedHeader>> {
-        match Self::parse_inner(input, max_encrypted_data_keys) {
+        match Self::parse_inner(input, max_encrypted_data_keys, true) {
             Ok(parsed) => Ok(Some(parsed)),
             Err(ParseFailure::Short(_)) => Ok(None),
             Err(ParseFailure::Bad(e)) => Err(e),
         }
     }
 
-    fn parse_inner(input: &[u8], max_edks: Option<u16>) -> Result<ParsedHeader, ParseFailure> {
+    /// Check a header prefix without copying its EDKs: `Ok(Ok(len))` when `input` holds a
+    /// whole header of `len` bytes (parse it then), `Ok(Err(n))` when at least `n` bytes in
+    /// all are needed before anything new can be learnt. The same checks as
+    /// [`parse`](Self::parse), so a stream reading a header in small pieces pays for each EDK
+    /// once, not once per piece.
+    pub(crate) fn probe(
+        input: &[u8],
+        max_encrypted_data_keys: Option<u16>,
+    ) -> Result<core::result::Result<usize, usize>> {
+        match Self::parse_inner(input, max_encrypted_data_keys, false) {
+            Ok(parsed) => Ok(Ok(parsed.total_len)),
+            Err(ParseFailure::Short(short)) => Ok(Err(input.len().saturating_add(short.needed))),
+            Err(ParseFailure::Bad(e)) => Err(e),
+        }
+    }
+
+    /// The parser. `keep_edks: false` checks the EDKs without copying them (the header it
+    /// returns then has none): what [`probe`](Self::probe) needs.
+    fn parse_inner(
+        input: &[u8],
+        max_edks: Option<u16>,
+        keep_edks: bool,
+    ) -> Result<ParsedHeader, ParseFailure> {
         let mut r = Reader::new(input);
         let version_byte = r.u8()?;
         let version = match version_byte {
@@ -174,8 +196,11 @@ impl Header {
         }
         let mut encrypted_data_keys = Vec::new();
         for index in 0..usize::from(edk_count) {
-            match EncryptedDataKey::read_from(&mut r)? {
-                Some(edk) => encrypted_data_keys.push(edk),
+            match EncryptedDataKey::read_borrowed(&mut r)? {
+                Some((id, info, ct)) if keep_edks => {
+                    encrypted_data_keys.push(EncryptedDataKey::new(id, info, ct));
+                }
+                Some(_) => {}
                 None => return Err(FormatError::ProviderIdNotUtf8 { index }.into()),
             }
         }
@@ -241,7 +266,7 @@ impl Header {
 }
 
 enum ParseFailure {
-    Short(#[allow(dead_code)] Short),
+    Short(Short),
     Bad(Error),
 }
 

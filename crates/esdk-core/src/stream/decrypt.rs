@@ -364,6 +364,9 @@ impl DecryptCore {
 pub(crate) struct HeaderBuf {
     buf: Vec<u8>,
     len: usize,
+    /// Bytes the header needs at least, as the last probe found: no point looking again
+    /// before they are here.
+    need: usize,
 }
 
 impl HeaderBuf {
@@ -389,7 +392,17 @@ impl HeaderBuf {
             };
         }
         self.len += n;
-        Header::parse(self.bytes(), max_edks)
+        if self.len < self.need {
+            return Ok(None);
+        }
+        // Probe (no copies) until the header is whole, then parse it once.
+        match Header::probe(self.bytes(), max_edks)? {
+            Ok(_) => Header::parse(self.bytes(), max_edks),
+            Err(need) => {
+                self.need = need;
+                Ok(None)
+            }
+        }
     }
 
     /// Everything read so far.

@@ -1,0 +1,83 @@
+//! A large header read in small pieces costs work in proportion to its size: the streaming
+//! reader does not re-parse (and re-copy) the whole header each time a few more bytes arrive.
+//! Asserted through a counting global allocator (dhat), so this file is its own test binary.
+
+mod stream_support;
+
+use esdk_core::stream::DecryptingReader;
+use esdk_core::{
+    async_trait, DecryptOptions, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials,
+    Keyring, KeyringError,
+};
+use std::io::Read;
+use stream_support::*;
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// Decoy EDKs next to the real one, each with a long provider info.
+const DECOYS: usize = 1500;
+const DECOY_INFO: usize = 1000;
+
+/// The stream test keyring, plus many decoy EDKs that make the header about 1.5 MB.
+struct ManyEdks;
+
+#[async_trait]
+impl Keyring for ManyEdks {
+    async fn on_encrypt(
+        &self,
+        m: &EncryptionMaterials,
+    ) -> Result<EncryptionMaterials, KeyringError> {
+        let mut m = TestKeyring.on_encrypt(m).await?;
+        for i in 0..DECOYS {
+            let info = vec![u8::try_from(i % 251).expect("below 251"); DECOY_INFO];
+            m = m.with_encrypted_data_key(EncryptedDataKey::new("decoy", info, vec![0u8; 48]));
+        }
+        Ok(m)
+    }
+
+    async fn on_decrypt(
+        &self,
+        m: &DecryptionMaterials,
+        edks: &[EncryptedDataKey],
+    ) -> Result<DecryptionMaterials, KeyringError> {
+        TestKeyring.on_decrypt(m, edks).await
+    }
+}
+
+#[test]
+fn a_large_header_read_byte_by_byte_is_parsed_once() {
+    let source = esdk_core::MaterialsSource::keyring(ManyEdks);
+    let client = client_for(UNSIGNED, 1);
+    let plaintext = b"behind a large header".to_vec();
+    let message = client
+        .encrypt_blocking(&source, &plaintext, &options(UNSIGNED, 4096))
+        .expect("encrypt")
+        .ciphertext;
+    let header_len = message.len() - plaintext.len();
+    assert!(
+        header_len > DECOYS * DECOY_INFO,
+        "the header holds the decoys"
+    );
+
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let before = dhat::HeapStats::get().total_bytes;
+    let mut reader = DecryptingReader::new(
+        &client,
+        &source,
+        &DecryptOptions::default(),
+        ChunkedReader::new(&message, Chunks::Single),
+    )
+    .expect("header");
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).expect("body");
+    assert_eq!(out, plaintext);
+    let allocated = dhat::HeapStats::get().total_bytes - before;
+    // The header buffer (grown by doubling), one parsed copy, the materials' copy of the EDKs
+    // and the body: a small multiple of the header. Re-parsing on every byte would allocate
+    // about header_len^2 / 2 bytes.
+    assert!(
+        allocated < 12 * header_len as u64,
+        "{allocated} bytes allocated to stream a {header_len}-byte header"
+    );
+}
