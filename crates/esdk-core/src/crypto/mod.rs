@@ -185,13 +185,19 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 
 /// One-shot AES-GCM seal with the default provider: returns ciphertext ‖ tag.
 /// Meant for keyrings wrapping small data keys.
+///
+/// The copy of `plaintext` sealed in place stays in a zeroizing buffer until the seal
+/// succeeds; if it fails, the buffer is cleared before the error is returned.
 pub fn aes_gcm_seal(key: &[u8], iv: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let key = provider().aead_key(key)?;
-    let mut out = Vec::with_capacity(plaintext.len() + 16);
+    // Room for the tag up front: appending it never reallocates, so no stray copy of the
+    // buffer is ever freed without being cleared.
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(plaintext.len() + 16));
     out.extend_from_slice(plaintext);
     let tag = key.seal_in_place(iv, aad, &mut out)?;
     out.extend_from_slice(&tag);
-    Ok(out)
+    // Only ciphertext ‖ tag is left: release the buffer without clearing it.
+    Ok(core::mem::take(&mut *out))
 }
 
 /// One-shot AES-GCM open with the default provider of `ciphertext ‖ tag`.
