@@ -3,6 +3,25 @@
 //! The format code never names `ring`, `aws-lc-rs` or a RustCrypto crate; it asks the
 //! [`CryptoProvider`] for AEAD keys, HKDF, hashes, ECDSA keys and randomness. A second
 //! provider is a new module implementing this trait, with no change to the format code.
+//!
+//! # Key material in memory
+//!
+//! Every key buffer this crate owns is zeroized when dropped: plaintext data keys, derived
+//! frame keys, the plaintext copy [`aes_gcm_seal`] seals in place (also when sealing fails),
+//! the plaintext [`aes_gcm_open`] returns, and ECDSA scalar candidates. What a provider
+//! builds *from* a key is the provider's own memory, and not every provider clears it:
+//!
+//! - **AWS-LC** (`aws-lc`, `fips`; in the default combined provider, ECDSA and AES-192-GCM)
+//!   clears its AES-GCM key schedules when they are freed (AWS-LC's allocator cleanses every
+//!   block it frees), and `aws-lc-rs` zeroizes HKDF PRKs on drop.
+//! - **RustCrypto** (`aes-gcm` for AES-192-GCM and `p256`/`p384` for ECDSA, under the `ring`
+//!   provider): `aes-gcm` is built with its `zeroize` feature, so its AES key schedule and
+//!   GHASH key are cleared on drop; ECDSA signing scalars are zeroized on drop.
+//! - **`ring`** (AES-128/256-GCM and HKDF in the `ring` provider and in the default combined
+//!   provider) does **not** zeroize its expanded AES key schedules, GHASH keys or HKDF PRKs
+//!   (HMAC key states) on drop, and offers no way to clear them from outside; they stay in
+//!   freed heap (AEAD keys) or stack (HKDF) memory until it is reused. Where that matters,
+//!   install the AWS-LC provider: `crypto::install_default(crypto::aws_lc())`.
 
 use crate::error::{Error, Result};
 use crate::suite::SignatureAlgorithm;
