@@ -15,7 +15,13 @@
 //!
 //! Everything is `async` and runs on the caller's runtime: no call blocks a thread, and a
 //! multi-keyring's additional keys are wrapped concurrently. That runtime must be Tokio
-//! (multi-thread or current-thread): the AWS SDK's HTTP client and timers run on it. Each KMS call runs in a
+//! (multi-thread or current-thread, with its I/O and time drivers enabled, as
+//! `Runtime::new()` and `#[tokio::main]` do): the AWS SDK's HTTP client and timers run on it.
+//! `esdk_core::Client::encrypt_blocking` / `decrypt_blocking` (driven by `pollster`) called
+//! on a thread outside any Tokio runtime give it none, so there a keyring about to call KMS
+//! fails with [`KmsError::NoTokioRuntime`] instead (the SDK itself would panic); from
+//! synchronous code, use `tokio::runtime::Runtime::block_on` around `Client::encrypt` /
+//! `decrypt`. Each KMS call runs in a
 //! `tracing` span named `kms_call` with the operation, key id, region and latency (never a
 //! plaintext or data key). Failures are [`KmsError`]s inside the usual
 //! [`KeyringError`](esdk_core::KeyringError): they name the key, the operation and KMS's
