@@ -27,6 +27,16 @@
 //! [`KeyringError`](esdk_core::KeyringError): they name the key, the operation and KMS's
 //! error code; [`kms_error`] gets one back. Timeouts and retries: [`ClientSettings`].
 //!
+//! ## Data keys in memory
+//!
+//! This crate holds every plaintext data key it handles in zeroizing buffers. The AWS SDK,
+//! though, copies a data key into its own buffers, which this crate cannot reach to
+//! zeroize: the `Blob` an `Encrypt` request carries and its serialized (JSON, base64)
+//! request body, the `GenerateDataKey` / `Decrypt` response bodies and their decoding
+//! buffers, and whatever the HTTP and TLS layers buffer. Those copies are freed, not
+//! cleared, when the SDK drops them. (The plaintext `Blob` of a response is moved into a
+//! zeroizing buffer here.)
+//!
 //! ## A symmetric key
 //!
 //! ```no_run
