@@ -57,12 +57,21 @@ fn tokens(t: &[String]) -> Option<Vec<String>> {
 
 impl KmsCaller {
     /// Run `fut` in a span naming the operation, key and region; record latency and outcome.
+    ///
+    /// Without a Tokio runtime on this thread, `fut` is never polled and the call fails with
+    /// [`KmsError::NoTokioRuntime`]: the SDK would panic ("there is no reactor running").
     async fn traced<T>(
         &self,
         operation: KmsOperation,
         key_id: &str,
         fut: impl Future<Output = Result<T, KmsError>>,
     ) -> Result<T, KmsError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(KmsError::NoTokioRuntime {
+                key_id: key_id.to_owned(),
+                operation,
+            });
+        }
         let region = client_region(&self.client).unwrap_or_default();
         let span = tracing::info_span!(
             "kms_call",

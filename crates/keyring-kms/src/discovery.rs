@@ -115,6 +115,9 @@ impl Discovery {
                 .await
             {
                 Ok(u) => return set_data_key(m, u.plaintext).map_err(|r| self.error(r)),
+                Err(e @ KmsError::NoTokioRuntime { .. }) => {
+                    return Err(self.error(e.into_failure()))
+                }
                 Err(e) => reasons.push(e),
             }
         }

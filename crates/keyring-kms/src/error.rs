@@ -60,6 +60,18 @@ pub enum KmsError {
         /// KMS's message (may be empty).
         message: String,
     },
+    /// The call was not made because no Tokio runtime is running on this thread: the AWS
+    /// SDK's HTTP client and timers need one (and would panic without it). Drive KMS
+    /// keyrings from async code on a Tokio runtime (`Client::encrypt` / `decrypt` awaited
+    /// there, or `Runtime::block_on`), not from `Client::encrypt_blocking` /
+    /// `decrypt_blocking` on a thread outside Tokio.
+    #[error("KMS {operation} with key {key_id} was not called: a KMS keyring needs a Tokio runtime (the AWS SDK's HTTP client and timers run on it), and none is running on this thread; call it from async code on a Tokio runtime instead of encrypt_blocking / decrypt_blocking")]
+    NoTokioRuntime {
+        /// The key the call would have named.
+        key_id: String,
+        /// The operation.
+        operation: KmsOperation,
+    },
     /// No answer within the client's configured timeouts.
     #[error("KMS {operation} with key {key_id} timed out (see ClientSettings for the timeouts): {detail}")]
     Timeout {
@@ -240,6 +252,7 @@ impl KmsError {
     pub fn key_id(&self) -> Option<&str> {
         match self {
             Self::Service { key_id, .. }
+            | Self::NoTokioRuntime { key_id, .. }
             | Self::Timeout { key_id, .. }
             | Self::Unreachable { key_id, .. }
             | Self::Sdk { key_id, .. }

@@ -170,6 +170,7 @@ impl Single {
                 .await
             {
                 Ok(u) => return set_data_key(m, u.plaintext).map_err(|r| self.error(r)),
+                Err(e @ KmsError::NoTokioRuntime { .. }) => return Err(self.kms(e)),
                 Err(e) => reasons.push(e),
             }
         }

@@ -15,11 +15,27 @@
 //!
 //! Everything is `async` and runs on the caller's runtime: no call blocks a thread, and a
 //! multi-keyring's additional keys are wrapped concurrently. That runtime must be Tokio
-//! (multi-thread or current-thread): the AWS SDK's HTTP client and timers run on it. Each KMS call runs in a
+//! (multi-thread or current-thread, with its I/O and time drivers enabled, as
+//! `Runtime::new()` and `#[tokio::main]` do): the AWS SDK's HTTP client and timers run on it.
+//! `esdk_core::Client::encrypt_blocking` / `decrypt_blocking` (driven by `pollster`) called
+//! on a thread outside any Tokio runtime give it none, so there a keyring about to call KMS
+//! fails with [`KmsError::NoTokioRuntime`] instead (the SDK itself would panic); from
+//! synchronous code, use `tokio::runtime::Runtime::block_on` around `Client::encrypt` /
+//! `decrypt`. Each KMS call runs in a
 //! `tracing` span named `kms_call` with the operation, key id, region and latency (never a
 //! plaintext or data key). Failures are [`KmsError`]s inside the usual
 //! [`KeyringError`](esdk_core::KeyringError): they name the key, the operation and KMS's
 //! error code; [`kms_error`] gets one back. Timeouts and retries: [`ClientSettings`].
+//!
+//! ## Data keys in memory
+//!
+//! This crate holds every plaintext data key it handles in zeroizing buffers. The AWS SDK,
+//! though, copies a data key into its own buffers, which this crate cannot reach to
+//! zeroize: the `Blob` an `Encrypt` request carries and its serialized (JSON, base64)
+//! request body, the `GenerateDataKey` / `Decrypt` response bodies and their decoding
+//! buffers, and whatever the HTTP and TLS layers buffer. Those copies are freed, not
+//! cleared, when the SDK drops them. (The plaintext `Blob` of a response is moved into a
+//! zeroizing buffer here.)
 //!
 //! ## A symmetric key
 //!

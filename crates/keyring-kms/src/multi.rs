@@ -27,7 +27,8 @@ use zeroize::Zeroizing;
 ///
 /// On encrypt the generator makes the data key, then every child wraps it, concurrently;
 /// their EDKs are appended in configuration order. On decrypt the generator and then each
-/// child is tried in order with the unmodified materials; the first success wins, and if all
+/// child is tried in order with the unmodified materials; the first one that returns a data
+/// key wins (one that returns materials without a data key counts as a failure), and if all
 /// fail the error ([`KeyringFailure::AllFailed`]) lists every keyring's reason.
 #[derive(Clone)]
 pub struct KmsMultiKeyring {
@@ -165,9 +166,17 @@ impl Keyring for KmsMultiKeyring {
             return Err(self.error(KeyringFailure::DataKeyAlreadyPresent));
         }
         let mut errors = Vec::new();
-        for k in self.generator.iter().chain(self.children.iter()) {
+        let generator = self.generator.iter().map(|g| ("generator".to_owned(), g));
+        let children = (self.children.iter().enumerate()).map(|(i, c)| (format!("child {i}"), c));
+        for (label, k) in generator.chain(children) {
             match k.on_decrypt(m, edks).await {
-                Ok(out) => return Ok(out),
+                Ok(out) if out.data_key().is_some() => return Ok(out),
+                // A keyring that "succeeds" without a data key has not decrypted anything:
+                // count it as a failure and try the next one.
+                Ok(_) => errors.push(KeyringError::new(
+                    format!("{} {label}", self.description),
+                    KeyringFailure::Materials("returned materials without a data key".into()),
+                )),
                 Err(e) => errors.push(e),
             }
         }
@@ -403,5 +412,100 @@ impl fmt::Debug for DiscoveryMultiKeyringBuilder {
             .field("regions", &self.regions)
             .field("filter", &self.filter)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use esdk_core::{AlgorithmSuite, DataKey, EncryptionContext};
+
+    const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+
+    /// Returns the materials it is given, unchanged, as if it had decrypted.
+    #[derive(Debug)]
+    struct Unchanged;
+
+    #[async_trait]
+    impl Keyring for Unchanged {
+        async fn on_encrypt(
+            &self,
+            m: &EncryptionMaterials,
+        ) -> Result<EncryptionMaterials, KeyringError> {
+            Ok(m.clone())
+        }
+
+        async fn on_decrypt(
+            &self,
+            m: &DecryptionMaterials,
+            _edks: &[EncryptedDataKey],
+        ) -> Result<DecryptionMaterials, KeyringError> {
+            Ok(m.clone())
+        }
+    }
+
+    /// Decrypts to a fixed data key.
+    #[derive(Debug)]
+    struct Fixed;
+
+    #[async_trait]
+    impl Keyring for Fixed {
+        async fn on_encrypt(
+            &self,
+            m: &EncryptionMaterials,
+        ) -> Result<EncryptionMaterials, KeyringError> {
+            Ok(m.clone())
+        }
+
+        async fn on_decrypt(
+            &self,
+            m: &DecryptionMaterials,
+            _edks: &[EncryptedDataKey],
+        ) -> Result<DecryptionMaterials, KeyringError> {
+            m.clone()
+                .with_data_key(DataKey::new(vec![7u8; SUITE.data_key_len()]))
+                .map_err(|r| KeyringError::new("fixed", r))
+        }
+    }
+
+    fn materials() -> DecryptionMaterials {
+        DecryptionMaterials::new(SUITE, EncryptionContext::new())
+    }
+
+    #[tokio::test]
+    async fn decrypt_without_a_data_key_is_a_failure() {
+        let multi = KmsMultiKeyring::new(
+            "test multi",
+            Some(Arc::new(Unchanged)),
+            vec![Arc::new(Unchanged)],
+        )
+        .unwrap();
+        let err = multi.on_decrypt(&materials(), &[]).await.unwrap_err();
+        let KeyringFailure::AllFailed(errors) = &err.reason else {
+            panic!("expected AllFailed, got {err}");
+        };
+        assert_eq!(errors.len(), 2, "{err}");
+        for (e, label) in errors.iter().zip(["generator", "child 0"]) {
+            assert!(
+                matches!(&e.reason, KeyringFailure::Materials(m) if m.contains("without a data key")),
+                "{e}"
+            );
+            assert!(e.to_string().contains(label), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_child_without_a_data_key_does_not_stop_the_next() {
+        let multi = KmsMultiKeyring::new(
+            "test multi",
+            None,
+            vec![Arc::new(Unchanged), Arc::new(Fixed)],
+        )
+        .unwrap();
+        let out = multi.on_decrypt(&materials(), &[]).await.unwrap();
+        assert_eq!(
+            out.data_key().unwrap().as_bytes(),
+            vec![7u8; SUITE.data_key_len()]
+        );
     }
 }

@@ -298,6 +298,9 @@ impl Keyring for KmsRsaKeyring {
                 .await
             {
                 Ok(u) => u,
+                Err(e @ KmsError::NoTokioRuntime { .. }) => {
+                    return Err(self.error(e.into_failure()))
+                }
                 Err(e) => {
                     reasons.push(e);
                     continue;

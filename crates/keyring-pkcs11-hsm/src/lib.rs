@@ -16,10 +16,22 @@
 //! A [`Pkcs11Token`] holds what the keyrings share: the module, loaded and initialized once
 //! per process (a process-wide registry keyed by module path), the login (done once), and a
 //! bounded pool of sessions (PKCS#11 sessions are `Send` but not `Sync`; callers beyond the
-//! pool's size wait). Called from a tokio runtime, every PKCS#11 call runs on
-//! `spawn_blocking`, so async worker threads never block on the token; with no runtime (the
-//! SDK's `_blocking` API) the calls run inline. A session the token closed, a lost login,
-//! or a module finalized behind our back is recovered once per operation.
+//! pool's size wait). A session the token closed, a lost login, or a module finalized
+//! behind our back is recovered once per operation.
+//!
+//! ## Blocking calls and async runtimes
+//!
+//! PKCS#11 calls block. In `on_encrypt` / `on_decrypt`, each operation's token work (taking a
+//! session from the pool, waiting for one if all are busy, and the `C_*` calls) is one
+//! closure handed to an internal `run_blocking`: when a Tokio runtime is current on the
+//! calling thread (`tokio::runtime::Handle::try_current`, multi-thread or current-thread),
+//! the closure runs on that runtime's blocking pool via `spawn_blocking` and is awaited, so
+//! async worker threads never block on the token (a panic there is reported as
+//! [`Pkcs11Error::Runtime`]); with no runtime (the SDK's `_blocking` API under `pollster`,
+//! plain threads) it runs inline on the calling thread. The constructors
+//! ([`Pkcs11Token::open`], [`HsmAesKeyring::new`], [`HsmRsaKeyring::new`]) are synchronous
+//! and call the token inline; their `_async` variants offload the same way. The RSA
+//! keyring's wrapping is a software public-key operation on the calling task.
 //!
 //! ```no_run
 //! use esdk_core::{Client, DecryptOptions, EncryptOptions, MaterialsSource};

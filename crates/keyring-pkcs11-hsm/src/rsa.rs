@@ -12,7 +12,10 @@
 //!
 //! PKCS#1 v1.5 is offered for compatibility with existing messages; a token that unwraps it
 //! answers differently for well- and badly-padded inputs, the classic Bleichenbacher oracle.
-//! Prefer OAEP for new data.
+//! This keyring reports every PKCS#1 v1.5 EDK that does not unwrap to a data key with the
+//! same message, whether the padding was bad or the unwrapped key had the wrong length, and
+//! without the token's return code; the token's own timing is outside its control. Prefer
+//! OAEP for new data.
 
 use crate::aes::check_namespace_and_name;
 use crate::config::RandomSource;
@@ -480,25 +483,43 @@ impl RsaInner {
                         if plain.len() == key_len {
                             return Ok((Some(DataKey::new(std::mem::take(&mut *plain))), failures));
                         }
-                        failures.push(format!(
-                            "EDK {}: unwrapped to {} bytes, expected {key_len}",
-                            c.index,
-                            plain.len()
-                        ));
+                        failures.push(match self.padding {
+                            RsaPadding::Pkcs1v15 => pkcs1v15_unwrap_failure(c.index),
+                            _ => format!(
+                                "EDK {}: unwrapped to {} bytes, expected {key_len}",
+                                c.index,
+                                plain.len()
+                            ),
+                        });
                     }
                     Err(e) if recovery_for(&e) != Recovery::None || is_mechanism_refusal(&e) => {
                         return Err(self.ck_error(e, "unwrapping (C_Decrypt)"));
                     }
-                    Err(e) => failures.push(format!(
-                        "EDK {}: the token could not unwrap it (tampered or another key; token \
-                         said: {e})",
-                        c.index
-                    )),
+                    Err(e) => failures.push(match self.padding {
+                        RsaPadding::Pkcs1v15 => pkcs1v15_unwrap_failure(c.index),
+                        _ => format!(
+                            "EDK {}: the token could not unwrap it (tampered or another key; \
+                             token said: {e})",
+                            c.index
+                        ),
+                    }),
                 }
             }
             Ok((None, failures))
         })
     }
+}
+
+/// The one failure message for a PKCS#1 v1.5 EDK that did not unwrap to a data key.
+///
+/// Bad padding (the token's `C_Decrypt` fails) and good padding around a payload of the wrong
+/// length must read the same: telling them apart (or echoing the token's return code or the
+/// unwrapped length) would be a Bleichenbacher padding oracle.
+fn pkcs1v15_unwrap_failure(index: usize) -> String {
+    format!(
+        "EDK {index}: did not unwrap to a data key for this suite (tampered, another key, or \
+         another padding)"
+    )
 }
 
 impl fmt::Debug for HsmRsaKeyring {

@@ -281,3 +281,54 @@ fn tampered_or_mispadded_edks_fail_as_unwrap_failures() {
         "{err}"
     );
 }
+
+#[test]
+fn pkcs1_failures_read_the_same_whether_padding_or_length_is_wrong() {
+    let Some(env) = common::env() else { return };
+    let token = env.token(2);
+    let public = env.rsa_private_key().to_public_key();
+    let pkcs1 = keyring(&token, &env.rsa_label, RsaPadding::Pkcs1v15);
+    let oaep = keyring(&token, &env.rsa_label, RsaPadding::OaepSha1);
+    let decrypt = |k: &HsmRsaKeyring, ciphertext: Vec<u8>| {
+        let edk = EncryptedDataKey::new("hsm-rsa", b"rsa-key".to_vec(), ciphertext);
+        let err =
+            pollster::block_on(k.on_decrypt(&DecryptionMaterials::new(SUITE, context()), &[edk]))
+                .unwrap_err();
+        assert!(
+            matches!(err.reason, KeyringFailure::UnwrapFailed(_)),
+            "{err}"
+        );
+        err.to_string()
+    };
+    // Good PKCS#1 v1.5 padding around a 16-byte payload: the suite needs 32 bytes.
+    let wrong_length = decrypt(
+        &pkcs1,
+        software_encrypt(&public, RsaPadding::Pkcs1v15, &[0x42; 16]),
+    );
+    // Ciphertext 1 decrypts to the integer 1: no 00 02 prefix, bad padding for certain.
+    let mut one = vec![0u8; 256];
+    one[255] = 1;
+    let bad_padding = decrypt(&pkcs1, one.clone());
+    // OAEP output is (almost surely) not PKCS#1 v1.5-padded either.
+    let other_padding = decrypt(
+        &pkcs1,
+        software_encrypt(&public, RsaPadding::OaepSha1, &[0x42; 32]),
+    );
+    assert_eq!(wrong_length, bad_padding);
+    assert_eq!(wrong_length, other_padding);
+    for message in [&wrong_length, &bad_padding] {
+        assert!(!message.contains("CKR_"), "{message}");
+        assert!(!message.contains("16 bytes"), "{message}");
+    }
+    // OAEP is not an oracle this way and keeps the detail.
+    let oaep_wrong_length = decrypt(
+        &oaep,
+        software_encrypt(&public, RsaPadding::OaepSha1, &[0x42; 16]),
+    );
+    assert!(
+        oaep_wrong_length.contains("unwrapped to 16 bytes, expected 32"),
+        "{oaep_wrong_length}"
+    );
+    let oaep_bad = decrypt(&oaep, one);
+    assert!(oaep_bad.contains("token said: "), "{oaep_bad}");
+}

@@ -6,7 +6,12 @@
 //! between them in both directions.
 //!
 //! The wrapping AAD is the serialized encryption context, so changing the context makes the
-//! data key unwrap fail. The wrapping key is zeroized on drop and never printed.
+//! data key unwrap fail. The keyring's copy of the wrapping key is zeroized when the keyring
+//! is dropped and is never printed (`Debug` shows only its length). Each wrap and unwrap also
+//! expands the key into a short-lived AES-GCM key schedule inside the crypto provider; AWS-LC
+//! and RustCrypto `aes-gcm` clear that schedule when it is dropped, `ring` (AES-128/256 under
+//! the default provider) does not (see `esdk_core::crypto`). Unwrapped data keys are held in
+//! zeroizing buffers.
 //!
 //! ```
 //! use esdk_core::{Client, DecryptOptions, EncryptOptions, MaterialsSource};

@@ -70,11 +70,30 @@
 //! prefer OAEP, limit and monitor decryption requests, or keep the private key in an HSM or a
 //! key service (a PKCS#11 or KMS keyring) instead of in process memory.
 //!
-//! One visible consequence of implicit rejection: with PKCS#1 v1.5, a wrong private key or a
-//! damaged EDK does not always fail inside RSA. It yields a deterministic pseudo-random
-//! "plaintext"; this keyring rejects it when its length is not the suite's data-key length,
-//! and otherwise the message's key commitment or header authentication rejects it. Either way
-//! decryption fails; only the error reported differs.
+//! ## PKCS#1 v1.5 and implicit rejection: one key name per key pair
+//!
+//! `rsa` 0.10 decrypts PKCS#1 v1.5 with implicit rejection (draft-irtf-cfrg-rsa-guidance
+//! §7.2): a ciphertext whose padding does not check out, because it was made for another key
+//! pair or damaged, does not give an error but a deterministic pseudo-random "plaintext" whose
+//! length is spread roughly evenly over 0 to k − 11 bytes (k = modulus bytes). This keyring
+//! skips such an EDK when the length is not the suite's data-key length, but about once in
+//! k − 10 tries (≈ 1 in 246 for RSA-2048) the length is right: the keyring then takes the
+//! pseudo-random bytes as the data key and stops, without trying the remaining EDKs (and a
+//! multi-keyring does not try its remaining keyrings), and decryption fails later at the key
+//! commitment or header authentication. A message that another EDK or keyring could have
+//! decrypted is then refused. This only happens when EDKs from more than one key pair carry
+//! this keyring's namespace and key name, or when an EDK is damaged. So give every key pair
+//! its own key name (for example, a new name when rotating keys) and use OAEP, whose
+//! decoding fails outright on a wrong key.
+//!
+//! ## Private-key operations run on the calling task
+//!
+//! Unwrapping is a CPU-bound RSA private-key operation performed inline in `on_decrypt`, on
+//! whatever thread or async task calls it: about a millisecond or more per EDK tried
+//! (3–4 ms for RSA-2048 on this project's test machine, several times that for RSA-4096).
+//! An async service that decrypts many messages should run decryption with
+//! `tokio::task::spawn_blocking` (or on a dedicated thread pool) rather than directly on its
+//! runtime's worker threads. Encryption is a public-key operation and cheap.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

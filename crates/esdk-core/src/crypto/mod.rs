@@ -3,6 +3,25 @@
 //! The format code never names `ring`, `aws-lc-rs` or a RustCrypto crate; it asks the
 //! [`CryptoProvider`] for AEAD keys, HKDF, hashes, ECDSA keys and randomness. A second
 //! provider is a new module implementing this trait, with no change to the format code.
+//!
+//! # Key material in memory
+//!
+//! Every key buffer this crate owns is zeroized when dropped: plaintext data keys, derived
+//! frame keys, the plaintext copy [`aes_gcm_seal`] seals in place (also when sealing fails),
+//! the plaintext [`aes_gcm_open`] returns, and ECDSA scalar candidates. What a provider
+//! builds *from* a key is the provider's own memory, and not every provider clears it:
+//!
+//! - **AWS-LC** (`aws-lc`, `fips`; in the default combined provider, ECDSA and AES-192-GCM)
+//!   clears its AES-GCM key schedules when they are freed (AWS-LC's allocator cleanses every
+//!   block it frees), and `aws-lc-rs` zeroizes HKDF PRKs on drop.
+//! - **RustCrypto** (`aes-gcm` for AES-192-GCM and `p256`/`p384` for ECDSA, under the `ring`
+//!   provider): `aes-gcm` is built with its `zeroize` feature, so its AES key schedule and
+//!   GHASH key are cleared on drop; ECDSA signing scalars are zeroized on drop.
+//! - **`ring`** (AES-128/256-GCM and HKDF in the `ring` provider and in the default combined
+//!   provider) does **not** zeroize its expanded AES key schedules, GHASH keys or HKDF PRKs
+//!   (HMAC key states) on drop, and offers no way to clear them from outside; they stay in
+//!   freed heap (AEAD keys) or stack (HKDF) memory until it is reused. Where that matters,
+//!   install the AWS-LC provider: `crypto::install_default(crypto::aws_lc())`.
 
 use crate::error::{Error, Result};
 use crate::suite::SignatureAlgorithm;
@@ -185,13 +204,19 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 
 /// One-shot AES-GCM seal with the default provider: returns ciphertext ‖ tag.
 /// Meant for keyrings wrapping small data keys.
+///
+/// The copy of `plaintext` sealed in place stays in a zeroizing buffer until the seal
+/// succeeds; if it fails, the buffer is cleared before the error is returned.
 pub fn aes_gcm_seal(key: &[u8], iv: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let key = provider().aead_key(key)?;
-    let mut out = Vec::with_capacity(plaintext.len() + 16);
+    // Room for the tag up front: appending it never reallocates, so no stray copy of the
+    // buffer is ever freed without being cleared.
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(plaintext.len() + 16));
     out.extend_from_slice(plaintext);
     let tag = key.seal_in_place(iv, aad, &mut out)?;
     out.extend_from_slice(&tag);
-    Ok(out)
+    // Only ciphertext ‖ tag is left: release the buffer without clearing it.
+    Ok(core::mem::take(&mut *out))
 }
 
 /// One-shot AES-GCM open with the default provider of `ciphertext ‖ tag`.
