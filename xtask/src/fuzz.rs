@@ -11,7 +11,13 @@ use esdk::{
 use std::process::Command;
 
 /// The fuzz targets under `fuzz/fuzz_targets`.
-pub const TARGETS: [&str; 3] = ["header", "context", "decrypt"];
+pub const TARGETS: [&str; 5] = [
+    "header",
+    "context",
+    "decrypt",
+    "stream_decrypt",
+    "random_access",
+];
 
 fn ensure_cargo_fuzz() -> Result<()> {
     let installed = Command::new("cargo")
@@ -58,11 +64,21 @@ fn seed_decrypt_corpus() -> Result<()> {
             )?;
         }
     }
-    let header_dir = workspace_root().join("fuzz/corpus/header");
-    std::fs::create_dir_all(&header_dir)?;
-    for entry in std::fs::read_dir(&dir)? {
-        let entry = entry?;
-        std::fs::copy(entry.path(), header_dir.join(entry.file_name()))?;
+    // The same messages for the header and streaming targets; the random-access target
+    // reads four bytes (the range) before the message.
+    for (target, prefix) in [
+        ("header", &[][..]),
+        ("stream_decrypt", &[0x07][..]),
+        ("random_access", &[0, 5, 0, 50][..]),
+    ] {
+        let target_dir = workspace_root().join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&target_dir)?;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let mut seed = prefix.to_vec();
+            seed.extend_from_slice(&std::fs::read(entry.path())?);
+            std::fs::write(target_dir.join(entry.file_name()), seed)?;
+        }
     }
     Ok(())
 }

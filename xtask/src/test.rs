@@ -57,6 +57,22 @@ pub fn run() -> Result<bool> {
         ]))?,
     });
 
+    // Public items are documented and every intra-doc link resolves.
+    let mut doc = cargo_command(&[
+        "doc",
+        "--no-deps",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--features",
+        ALL_FEATURES,
+    ]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    steps.push(Step {
+        name: "cargo doc -D warnings",
+        ok: status(doc)?,
+    });
+
     // Emulators live exactly as long as the test run: the token directory is removed when
     // the guard drops, even if a step fails.
     println!("==> SoftHSM2 token set-up");

@@ -49,7 +49,7 @@
 //! ```
 //!
 //! Layout: [`suite`] (suites, commitment policy) · [`context`] · [`edk`] · [`materials`] ·
-//! [`keyring`] · [`cmm`] · [`crypto`] (the provider seam) · [`format`] (header, body,
+//! [`keyring`] · [`cmm`] · [`crypto`] (the provider seam) · [`format`](mod@format) (header, body,
 //! footer) · [`kdf`] · [`encrypt`] and [`decrypt`] (frame-at-a-time state machines) ·
 //! [`client`] (one-shot API) · [`error`].
 

@@ -7,7 +7,7 @@
 //! - [`DecryptingReader`] implements [`std::io::Read`] (and `BufRead`) over any `Read`.
 //! - [`RandomAccessDecryptor`] decrypts a plaintext byte range of a framed message read
 //!   through `Read + Seek`, opening only the frames that cover it.
-//! - With the `tokio` feature, [`AsyncEncryptingWriter`] and [`AsyncDecryptingReader`] do the
+//! - With the `tokio` feature, `AsyncEncryptingWriter` and `AsyncDecryptingReader` do the
 //!   same over `tokio::io::AsyncWrite` / `AsyncRead`.
 //!
 //! # Memory
