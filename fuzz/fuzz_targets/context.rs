@@ -9,6 +9,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(map) = context::deserialize(data) {
         let canonical = context::serialize(&map).expect("a parsed context re-serializes");
-        assert_eq!(context::deserialize(&canonical).expect("canonical parses"), map);
+        assert_eq!(
+            context::deserialize(&canonical).expect("canonical parses"),
+            map
+        );
     }
 });

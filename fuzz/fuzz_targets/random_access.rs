@@ -5,19 +5,14 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use esdk::raw_aes::RawAesKeyring;
+#[path = "common.rs"]
+mod common;
+
+use common::source;
 use esdk::stream::{RandomAccessDecryptor, RandomAccessOptions};
-use esdk::{Client, CommitmentPolicy, DecryptOptions, MaterialsSource};
+use esdk::DecryptOptions;
 use libfuzzer_sys::fuzz_target;
 use std::io::Cursor;
-use std::sync::OnceLock;
-
-fn source() -> &'static MaterialsSource {
-    static SOURCE: OnceLock<MaterialsSource> = OnceLock::new();
-    SOURCE.get_or_init(|| {
-        MaterialsSource::keyring(RawAesKeyring::new("fuzz", "key", &[0x17; 32]).expect("valid key"))
-    })
-}
 
 fuzz_target!(|input: &[u8]| {
     // Four bytes choose a range; the rest is the message.
@@ -25,12 +20,7 @@ fuzz_target!(|input: &[u8]| {
         return;
     }
     let (range, message) = input.split_at(4);
-    let client = Client::builder()
-        .commitment_policy(CommitmentPolicy::ForbidEncryptAllowDecrypt)
-        .max_encrypted_data_keys(16)
-        .threads(1)
-        .build()
-        .expect("valid client");
+    let client = common::client();
     let options = RandomAccessOptions::default().accept_unsigned_output();
     let Ok(mut ra) =
         RandomAccessDecryptor::new(&client, source(), &options, Cursor::new(message.to_vec()))
@@ -45,7 +35,11 @@ fuzz_target!(|input: &[u8]| {
         assert!(read.is_err(), "a range past the plaintext was read");
     }
     if let Ok(decrypted) = client.decrypt_blocking(source(), message, &DecryptOptions::default()) {
-        assert_eq!(decrypted.plaintext.len() as u64, len, "plaintext length differs");
+        assert_eq!(
+            decrypted.plaintext.len() as u64,
+            len,
+            "plaintext length differs"
+        );
         if let Ok(bytes) = read {
             let from = usize::try_from(start).expect("u16");
             assert!(

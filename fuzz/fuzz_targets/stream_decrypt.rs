@@ -5,19 +5,14 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use esdk::raw_aes::RawAesKeyring;
+#[path = "common.rs"]
+mod common;
+
+use common::source;
 use esdk::stream::DecryptingReader;
-use esdk::{Client, CommitmentPolicy, DecryptOptions, MaterialsSource};
+use esdk::DecryptOptions;
 use libfuzzer_sys::fuzz_target;
 use std::io::Read;
-use std::sync::OnceLock;
-
-fn source() -> &'static MaterialsSource {
-    static SOURCE: OnceLock<MaterialsSource> = OnceLock::new();
-    SOURCE.get_or_init(|| {
-        MaterialsSource::keyring(RawAesKeyring::new("fuzz", "key", &[0x17; 32]).expect("valid key"))
-    })
-}
 
 /// Hands out the message in pieces of 1 to `max` bytes.
 struct Pieces<'a> {
@@ -38,12 +33,7 @@ fuzz_target!(|input: &[u8]| {
     let Some((&shape, message)) = input.split_first() else {
         return;
     };
-    let client = Client::builder()
-        .commitment_policy(CommitmentPolicy::ForbidEncryptAllowDecrypt)
-        .max_encrypted_data_keys(16)
-        .threads(1)
-        .build()
-        .expect("valid client");
+    let client = common::client();
     let one_shot = client.decrypt_blocking(source(), message, &DecryptOptions::default());
 
     let pieces = Pieces {
