@@ -122,43 +122,136 @@ impl Header {
         input: &[u8],
         max_encrypted_data_keys: Option<u16>,
     ) -> Result<Option<ParsedHeader>> {
-        match Self::parse_inner(input, max_encrypted_data_keys, true) {
+        match Self::parse_inner(input, max_encrypted_data_keys) {
             Ok(parsed) => Ok(Some(parsed)),
             Err(ParseFailure::Short(_)) => Ok(None),
             Err(ParseFailure::Bad(e)) => Err(e),
         }
     }
 
-    /// Check a header prefix without copying its EDKs: `Ok(Ok(len))` when `input` holds a
+    /// Check a header prefix without copying anything: `Ok(Ok(len))` when `input` holds a
     /// whole header of `len` bytes (parse it then), `Ok(Err(n))` when at least `n` bytes in
     /// all are needed before anything new can be learnt. The same checks as
-    /// [`parse`](Self::parse), so a stream reading a header in small pieces pays for each EDK
-    /// once, not once per piece.
+    /// [`parse`](Self::parse). `progress` carries what earlier probes of the same (growing)
+    /// input already checked, so a stream reading a header in small pieces looks at the
+    /// encryption context and at each EDK a bounded number of times, not once per piece.
     pub(crate) fn probe(
         input: &[u8],
         max_encrypted_data_keys: Option<u16>,
+        progress: &mut ProbeProgress,
     ) -> Result<core::result::Result<usize, usize>> {
-        match Self::parse_inner(input, max_encrypted_data_keys, false) {
-            Ok(parsed) => Ok(Ok(parsed.total_len)),
-            Err(ParseFailure::Short(short)) => Ok(Err(input.len().saturating_add(short.needed))),
+        let need = |short: Short| Ok(Err(input.len().saturating_add(short.needed)));
+        let mut cursor = match progress.edks {
+            Some(cursor) => cursor,
+            None => {
+                let mut r = Reader::new(input);
+                let prefix = match Prefix::read(&mut r, max_encrypted_data_keys) {
+                    Ok(prefix) => prefix,
+                    Err(ParseFailure::Short(short)) => return need(short),
+                    Err(ParseFailure::Bad(e)) => return Err(e),
+                };
+                EdkCursor {
+                    version: prefix.version,
+                    pos: r.position(),
+                    next: 0,
+                    count: prefix.edk_count,
+                }
+            }
+        };
+        // Resume after the last EDK a probe saw whole.
+        let mut r = Reader::at(input, cursor.pos);
+        while cursor.next < cursor.count {
+            match EncryptedDataKey::read_borrowed(&mut r) {
+                Ok(Some(_)) => {
+                    cursor.next += 1;
+                    cursor.pos = r.position();
+                }
+                Ok(None) => {
+                    return Err(FormatError::ProviderIdNotUtf8 {
+                        index: usize::from(cursor.next),
+                    }
+                    .into())
+                }
+                Err(short) => {
+                    progress.edks = Some(cursor);
+                    return need(short);
+                }
+            }
+        }
+        progress.edks = Some(cursor);
+        match Tail::read(&mut r, cursor.version) {
+            Ok(tail) => Ok(Ok(tail.total_len)),
+            Err(ParseFailure::Short(short)) => need(short),
             Err(ParseFailure::Bad(e)) => Err(e),
         }
     }
 
-    /// The parser. `keep_edks: false` checks the EDKs without copying them (the header it
-    /// returns then has none): what [`probe`](Self::probe) needs.
-    fn parse_inner(
-        input: &[u8],
-        max_edks: Option<u16>,
-        keep_edks: bool,
-    ) -> Result<ParsedHeader, ParseFailure> {
+    /// The parser: prefix, EDKs, tail.
+    fn parse_inner(input: &[u8], max_edks: Option<u16>) -> Result<ParsedHeader, ParseFailure> {
         let mut r = Reader::new(input);
+        let prefix = Prefix::read(&mut r, max_edks)?;
+        let mut encrypted_data_keys = Vec::with_capacity(usize::from(prefix.edk_count));
+        for index in 0..usize::from(prefix.edk_count) {
+            match EncryptedDataKey::read_borrowed(&mut r)? {
+                Some((id, info, ct)) => {
+                    encrypted_data_keys.push(EncryptedDataKey::new(id, info, ct));
+                }
+                None => return Err(FormatError::ProviderIdNotUtf8 { index }.into()),
+            }
+        }
+        let tail = Tail::read(&mut r, prefix.version)?;
+        Ok(ParsedHeader {
+            header: Header {
+                version: prefix.version,
+                suite: prefix.suite,
+                message_id: prefix.message_id.to_vec(),
+                encryption_context: prefix.encryption_context,
+                encrypted_data_keys,
+                content_type: tail.content_type,
+                frame_length: tail.frame_length,
+                commitment: tail.commitment,
+                auth_iv: tail.auth_iv,
+                auth_tag: tail.auth_tag,
+            },
+            body_len: tail.body_len,
+            total_len: tail.total_len,
+        })
+    }
+}
+
+/// How far [`Header::probe`] got through a header arriving in pieces.
+#[derive(Debug, Default)]
+pub(crate) struct ProbeProgress {
+    /// Set once everything up to the EDK count has been checked.
+    edks: Option<EdkCursor>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct EdkCursor {
+    version: MessageFormatVersion,
+    /// Where EDK number `next` starts.
+    pos: usize,
+    next: u16,
+    count: u16,
+}
+
+/// The header up to and including the EDK count, checked, borrowed from the input.
+struct Prefix<'a> {
+    version: MessageFormatVersion,
+    suite: AlgorithmSuite,
+    message_id: &'a [u8],
+    encryption_context: EncryptionContext,
+    edk_count: u16,
+}
+
+impl<'a> Prefix<'a> {
+    fn read(r: &mut Reader<'a>, max_edks: Option<u16>) -> Result<Self, ParseFailure> {
         let version_byte = r.u8()?;
         let version = match version_byte {
             0x01 => MessageFormatVersion::V1,
             0x02 => MessageFormatVersion::V2,
             // 'A' followed by 'Y' or 'g' is what a Base64-encoded v1 or v2 message starts with.
-            b'A' if matches!(input.get(1), None | Some(b'Y' | b'g')) => {
+            b'A' if matches!(r.peek(), None | Some(b'Y' | b'g')) => {
                 return Err(Error::Base64Encoded.into())
             }
             other => return Err(FormatError::UnknownVersion(other).into()),
@@ -178,9 +271,9 @@ impl Header {
             }
             .into());
         }
-        let message_id = r.take(version.message_id_len())?.to_vec();
-        let ec_bytes = r.u16_prefixed()?;
-        let encryption_context = context::deserialize(ec_bytes).map_err(FormatError::from)?;
+        let message_id = r.take(version.message_id_len())?;
+        let encryption_context =
+            context::deserialize(r.u16_prefixed()?).map_err(FormatError::from)?;
         let edk_count = r.u16()?;
         if edk_count == 0 {
             return Err(FormatError::NoEncryptedDataKeys.into());
@@ -194,16 +287,29 @@ impl Header {
                 .into());
             }
         }
-        let mut encrypted_data_keys = Vec::new();
-        for index in 0..usize::from(edk_count) {
-            match EncryptedDataKey::read_borrowed(&mut r)? {
-                Some((id, info, ct)) if keep_edks => {
-                    encrypted_data_keys.push(EncryptedDataKey::new(id, info, ct));
-                }
-                Some(_) => {}
-                None => return Err(FormatError::ProviderIdNotUtf8 { index }.into()),
-            }
-        }
+        Ok(Self {
+            version,
+            suite,
+            message_id,
+            encryption_context,
+            edk_count,
+        })
+    }
+}
+
+/// The header after the EDKs: content type to authentication tag.
+struct Tail {
+    content_type: ContentType,
+    frame_length: u32,
+    commitment: Option<[u8; 32]>,
+    auth_iv: [u8; 12],
+    auth_tag: [u8; 16],
+    body_len: usize,
+    total_len: usize,
+}
+
+impl Tail {
+    fn read(r: &mut Reader<'_>, version: MessageFormatVersion) -> Result<Self, ParseFailure> {
         let content_type = match r.u8()? {
             0x01 => ContentType::NonFramed,
             0x02 => ContentType::Framed,
@@ -246,19 +352,12 @@ impl Header {
             MessageFormatVersion::V2 => [0; 12],
         };
         let auth_tag = r.array::<16>()?;
-        Ok(ParsedHeader {
-            header: Header {
-                version,
-                suite,
-                message_id,
-                encryption_context,
-                encrypted_data_keys,
-                content_type,
-                frame_length,
-                commitment,
-                auth_iv,
-                auth_tag,
-            },
+        Ok(Self {
+            content_type,
+            frame_length,
+            commitment,
+            auth_iv,
+            auth_tag,
             body_len,
             total_len: r.position(),
         })

@@ -21,6 +21,19 @@ impl<'a> Reader<'a> {
         Self { bytes, pos: 0 }
     }
 
+    /// A reader at offset `pos` of `bytes` (clamped to the end); positions stay absolute.
+    pub fn at(bytes: &'a [u8], pos: usize) -> Self {
+        Self {
+            bytes,
+            pos: pos.min(bytes.len()),
+        }
+    }
+
+    /// The next byte, if any, without consuming it.
+    pub fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
     /// Bytes consumed so far.
     pub fn position(&self) -> usize {
         self.pos

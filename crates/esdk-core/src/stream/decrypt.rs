@@ -8,7 +8,7 @@ use crate::context::EncryptionContext;
 use crate::decrypt::MessageDecryptor;
 use crate::error::{Error, Result};
 use crate::format::body::{FINAL_FRAME_OVERHEAD, REGULAR_FRAME_OVERHEAD};
-use crate::format::header::{ContentType, Header, ParsedHeader};
+use crate::format::header::{ContentType, Header, ParsedHeader, ProbeProgress};
 use crate::materials::DecryptionMaterials;
 use crate::parallel::batch_frames;
 use crate::suite::AlgorithmSuite;
@@ -367,6 +367,8 @@ pub(crate) struct HeaderBuf {
     /// Bytes the header needs at least, as the last probe found: no point looking again
     /// before they are here.
     need: usize,
+    /// What the probes have already checked.
+    probe: ProbeProgress,
 }
 
 impl HeaderBuf {
@@ -396,7 +398,7 @@ impl HeaderBuf {
             return Ok(None);
         }
         // Probe (no copies) until the header is whole, then parse it once.
-        match Header::probe(self.bytes(), max_edks)? {
+        match Header::probe(&self.buf[..self.len], max_edks, &mut self.probe)? {
             Ok(_) => Header::parse(self.bytes(), max_edks),
             Err(need) => {
                 self.need = need;
