@@ -407,24 +407,132 @@ fn plaintext_bound_is_enforced_while_writing() {
     assert_eq!(out.plaintext, vec![1u8; 100]);
 }
 
-/// Flushing writes every sealed frame but keeps the frame being filled.
+/// Flushing seals and writes every complete frame; only the frame being filled (which may
+/// yet be the final frame) stays buffered.
 #[test]
-fn flush_writes_sealed_frames_only() {
-    let client = client_for(UNSIGNED, 1);
-    let mut w =
-        EncryptingWriter::new(&client, &source(), &options(UNSIGNED, 16), Vec::new()).unwrap();
-    w.flush().unwrap();
-    let header_len = w.get_ref().len();
-    assert!(header_len > 0, "the header is written first");
-    w.write_all(&[0u8; 10]).unwrap();
-    w.flush().unwrap();
-    assert_eq!(
-        w.get_ref().len(),
-        header_len,
-        "a partial frame stays buffered"
-    );
-    let message = w.finish().unwrap();
-    assert_eq!(message.len(), header_len + 10 + 40);
+fn flush_writes_every_complete_frame() {
+    const RW: usize = 16 + 32; // a regular frame of 16 bytes on the wire
+    for threads in [1, 2] {
+        let client = client_for(UNSIGNED, threads);
+        let mut w =
+            EncryptingWriter::new(&client, &source(), &options(UNSIGNED, 16), Vec::new()).unwrap();
+        w.flush().unwrap();
+        let header_len = w.get_ref().len();
+        assert!(header_len > 0, "the header is written first");
+        let mut plaintext = Vec::new();
+        // (bytes to write, frames on the wire after a flush)
+        for (n, frames) in [(10, 0), (90, 6), (12, 6), (1, 7), (31, 8)] {
+            let chunk: Vec<u8> = (0..n)
+                .map(|i| u8::try_from((plaintext.len() + i) % 251).expect("below 251"))
+                .collect();
+            w.write_all(&chunk).unwrap();
+            plaintext.extend_from_slice(&chunk);
+            w.flush().unwrap();
+            assert_eq!(
+                w.get_ref().len(),
+                header_len + frames * RW,
+                "after {} bytes, flushed output holds {frames} frames",
+                plaintext.len()
+            );
+        }
+        let message = w.finish().unwrap();
+        // 144 bytes: 8 regular frames and a full final frame (8 bytes more than a regular one).
+        assert_eq!(message.len(), header_len + 8 * RW + RW + 8);
+        let out = client
+            .decrypt_blocking(&source(), &message, &DecryptOptions::default())
+            .unwrap();
+        assert_eq!(out.plaintext, plaintext);
+    }
+}
+
+/// A reader that hands out a message in scripted pieces, like a socket whose peer sends a bit
+/// at a time, and checks at the start of every piece that the decryptor released every
+/// complete regular frame before asking for more.
+struct Interactive<'a> {
+    data: &'a [u8],
+    pos: usize,
+    /// Where each piece ends.
+    ends: Vec<usize>,
+    released: std::rc::Rc<std::cell::Cell<usize>>,
+    expected: Box<dyn Fn(usize) -> usize + 'a>,
+    checked: usize,
+}
+
+impl Read for Interactive<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(&end) = self.ends.iter().find(|&&e| e > self.pos) else {
+            return Ok(0);
+        };
+        if self.ends.contains(&self.pos) {
+            // A new piece: the last one is fully decrypted and consumed by now.
+            assert_eq!(
+                self.released.get(),
+                (self.expected)(self.pos),
+                "plaintext released when {} bytes had arrived",
+                self.pos
+            );
+            self.checked += 1;
+        }
+        // Short reads, as from a socket with nothing more to give yet.
+        let n = (end - self.pos).min(buf.len().saturating_sub(1).max(1));
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Complete frames are decrypted and released as soon as the input pauses, not when a whole
+/// batch of frames has arrived: an interactive stream never waits on plaintext that is ready.
+#[test]
+fn complete_frames_are_released_when_the_input_pauses() {
+    const FL: usize = 64;
+    const RW: usize = FL + 32;
+    for threads in [1, 2] {
+        let plaintext: Vec<u8> = (0..20 * FL + 5)
+            .map(|i| u8::try_from(i % 251).expect("below 251"))
+            .collect();
+        let message = stream_encrypt(threads, UNSIGNED, 64, &plaintext, plaintext.len());
+        let header_len = Header::parse(&message, None).unwrap().unwrap().total_len;
+        let mut rng = Prng::new(7 + threads as u64);
+        let mut ends = Vec::new();
+        let mut at = 0;
+        while at < message.len() {
+            at = (at + 1 + rng.below(3 * RW)).min(message.len());
+            ends.push(at);
+        }
+        let pieces = ends.len();
+        let released = std::rc::Rc::new(std::cell::Cell::new(0));
+        let input = Interactive {
+            data: &message,
+            pos: 0,
+            ends,
+            released: released.clone(),
+            // Every complete regular frame; the final frame waits for the end of the input.
+            expected: Box::new(move |arrived| {
+                arrived.saturating_sub(header_len).div_euclid(RW).min(20) * FL
+            }),
+            checked: 0,
+        };
+        let client = client_for(UNSIGNED, threads);
+        let mut reader =
+            DecryptingReader::new(&client, &source(), &DecryptOptions::default(), input).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            released.set(out.len());
+        }
+        assert_eq!(out, plaintext);
+        let checked = reader.get_ref().checked;
+        assert!(
+            checked + 1 >= pieces / 2,
+            "{checked} of {pieces} piece starts checked"
+        );
+    }
 }
 
 /// Zero threads is a configuration error.

@@ -187,3 +187,37 @@ async fn async_truncation_and_tampering_fail() {
         assert_eq!(out, plaintext[..200]);
     }
 }
+
+/// Over an open pipe, the frames a flush wrote reach the reader while the writer is still
+/// open: neither side waits for a whole batch of frames.
+#[tokio::test(flavor = "current_thread")]
+async fn flushed_frames_cross_an_open_pipe() {
+    let client = client_for(UNSIGNED, 1);
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let mut writer = AsyncEncryptingWriter::new(&client, &source(), &options(UNSIGNED, 16), ours)
+        .await
+        .expect("writer");
+    let plaintext: Vec<u8> = (0..100u8).collect();
+    writer.write_all(&plaintext).await.expect("write");
+    writer.flush().await.expect("flush");
+    let mut reader =
+        AsyncDecryptingReader::new(&client, &source(), &DecryptOptions::default(), theirs)
+            .await
+            .expect("reader");
+    // Six complete 16-byte frames were flushed; the seventh is still being filled.
+    let mut first = vec![0u8; 96];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        reader.read_exact(&mut first),
+    )
+    .await
+    .expect("the flushed frames arrive while the writer is open")
+    .expect("read");
+    assert_eq!(first, plaintext[..96]);
+
+    writer.write_all(&[7u8; 3]).await.expect("write");
+    writer.shutdown().await.expect("shutdown");
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).await.expect("the rest");
+    assert_eq!(rest, [96, 97, 98, 99, 7, 7, 7]);
+}

@@ -52,6 +52,11 @@ pub(crate) struct DecryptCore {
     batch_cap: usize,
     phase: Phase,
     eof: bool,
+    /// The last read returned less than it was offered: the input may have nothing more for
+    /// now (a pipe or socket), so complete frames are not kept waiting for a full batch.
+    input_idle: bool,
+    /// How many bytes the last [`input_buf`](Self::input_buf) offered.
+    offered: usize,
     /// Input being parsed into frames; `parsed` is the offset after the last complete frame.
     cur: Batch,
     parsed: usize,
@@ -112,6 +117,9 @@ impl DecryptCore {
             batch_cap,
             phase: Phase::Body,
             eof: false,
+            // Whatever came with the header is all there is until the next read.
+            input_idle: true,
+            offered: 0,
             cur,
             parsed: 0,
             tail: Vec::new(),
@@ -134,6 +142,12 @@ impl DecryptCore {
 
     /// Where to put more input (never empty unless the message is complete).
     pub(crate) fn input_buf(&mut self) -> &mut [u8] {
+        self.offered = self.input_space().len();
+        // The space is ready: asking again changes nothing.
+        self.input_space()
+    }
+
+    fn input_space(&mut self) -> &mut [u8] {
         match self.phase {
             Phase::Body => {
                 if self.cur.len == self.cur.buf.len() {
@@ -162,6 +176,7 @@ impl DecryptCore {
             self.eof = true;
             return;
         }
+        self.input_idle = n < self.offered;
         match self.phase {
             Phase::Body => self.cur.len += n,
             Phase::Footer | Phase::Trailer => self.tail_len += n,
@@ -236,6 +251,18 @@ impl DecryptCore {
                 if self.parse()? {
                     continue;
                 }
+                if self.input_idle {
+                    // The input paused: release what is decryptable before waiting for more,
+                    // so an interactive stream never sits on complete frames.
+                    if let Some(batch) = self.engine.collect(true)? {
+                        self.release(batch);
+                        continue;
+                    }
+                    if !self.cur.slots.is_empty() {
+                        self.submit_cur()?;
+                        continue;
+                    }
+                }
                 return Ok(Progress::NeedInput);
             }
             if let Some(batch) = self.engine.collect(true)? {
@@ -301,19 +328,25 @@ impl DecryptCore {
                 return Ok(true);
             }
             if self.cur.slots.len() == self.per_batch {
-                // More batches follow: size the next one in full at once.
-                let full = self.batch_cap.min(self.cur.buf.len());
-                let mut next = self.engine.spare_sized(full, self.per_batch);
-                let rest = self.cur.len - self.parsed;
-                next.ensure_len(rest, self.batch_cap);
-                next.buf[..rest].copy_from_slice(&self.cur.buf[self.parsed..self.cur.len]);
-                next.len = rest;
-                let batch = std::mem::replace(&mut self.cur, next);
-                self.parsed = 0;
-                self.engine.submit(batch, true)?;
+                self.submit_cur()?;
                 return Ok(true);
             }
         }
+    }
+
+    /// Submit the frames parsed into `cur` (more follow); the bytes after them start the next
+    /// batch.
+    fn submit_cur(&mut self) -> Result<()> {
+        // Size the next batch like this one at once.
+        let size = self.batch_cap.min(self.cur.buf.len());
+        let mut next = self.engine.spare_sized(size, self.per_batch);
+        let rest = self.cur.len - self.parsed;
+        next.ensure_len(rest, self.batch_cap);
+        next.buf[..rest].copy_from_slice(&self.cur.buf[self.parsed..self.cur.len]);
+        next.len = rest;
+        let batch = std::mem::replace(&mut self.cur, next);
+        self.parsed = 0;
+        self.engine.submit(batch, true)
     }
 
     /// Queue `e` behind the frames parsed so far, and read no further.
@@ -442,7 +475,12 @@ pub(crate) fn read_header<R: Read>(
 ///   verified (signed suites) and the input ended right after the message;
 /// - a truncated, tampered or over-long message makes `read` fail with an [`io::Error`] whose
 ///   inner error is this crate's [`Error`] (see [`super::error_of`]); the stream stays failed;
-/// - `read` returns `Ok(0)` only once the whole message verified.
+/// - `read` returns `Ok(0)` only once the whole message verified;
+/// - while input keeps coming, frames are opened in batches (up to about 256 KiB); as soon as
+///   a read of `R` returns less than it was offered (a pipe or socket with nothing more for
+///   now), every complete frame is opened and released before `R` is read again, so an
+///   interactive stream never waits on plaintext that is ready. The last frame still waits
+///   for the end of the input (nothing may follow a message).
 ///
 /// **Signed messages:** the frames before the last one are released once their tags verify,
 /// *before* the signature is checked. Their plaintext is authentic to a holder of the data key

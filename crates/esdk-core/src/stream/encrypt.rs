@@ -239,10 +239,22 @@ impl EncryptCore {
     /// `cur` holds `per_batch` full frames and more plaintext follows: seal them all as
     /// regular frames.
     fn dispatch_regular_batch(&mut self) -> Result<()> {
-        let count = self.per_batch;
-        let next = self
+        self.dispatch_regular(self.per_batch)?;
+        self.partial = 0;
+        Ok(())
+    }
+
+    /// Seal frames `0..count` of `cur` (complete and known to be regular) as a batch; the frame
+    /// being filled, if any (`count == full`), moves to the start of the next batch.
+    fn dispatch_regular(&mut self, count: usize) -> Result<()> {
+        let mut next = self
             .engine
             .spare_sized(self.per_batch * self.rw + FINAL_SHIFT, self.per_batch);
+        if count == self.full && self.partial > 0 {
+            let at = count * self.rw + REGULAR_CONTENT;
+            next.buf[REGULAR_CONTENT..REGULAR_CONTENT + self.partial]
+                .copy_from_slice(&self.cur.buf[at..at + self.partial]);
+        }
         let mut batch = std::mem::replace(&mut self.cur, next);
         for i in 0..count {
             batch.slots.push(self.slot(i, BlockKind::Frame, self.fl)?);
@@ -250,8 +262,35 @@ impl EncryptCore {
         batch.len = count * self.rw;
         self.advance_sequence(count)?;
         self.full = 0;
-        self.partial = 0;
         self.engine.submit(batch, true)
+    }
+
+    /// Seal every frame known to be complete and regular and make all sealed frames output,
+    /// so that a flushing writer hands out everything it can: the frame being filled stays
+    /// (a regular frame must be full, and a full one may yet turn out to be the final frame).
+    /// Call repeatedly, draining [`output`](Self::output) in between, until it returns
+    /// `Ok(true)`.
+    pub(crate) fn flush(&mut self) -> Result<bool> {
+        self.state.check()?;
+        let r = self.flush_inner();
+        self.state.track(r)
+    }
+
+    fn flush_inner(&mut self) -> Result<bool> {
+        if self.has_output() || self.closing {
+            return Ok(!self.has_output());
+        }
+        if self.full > 0 {
+            if !self.make_room()? {
+                return Ok(false);
+            }
+            self.dispatch_regular(self.full)?;
+        }
+        if self.engine.in_flight() > 0 {
+            self.collect(true)?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     fn advance_sequence(&mut self, count: usize) -> Result<()> {
@@ -433,10 +472,17 @@ impl<W: Write> Write for EncryptingWriter<W> {
         }
     }
 
-    /// Writes out every frame sealed so far and flushes the inner writer. Plaintext of the
-    /// frame being filled stays buffered: a frame is sealed only when it is full (or the
-    /// message is finished).
+    /// Seals and writes out every complete frame, then flushes the inner writer. The
+    /// plaintext of the frame being filled stays buffered: a frame is sealed once it is full
+    /// and more plaintext follows (or the message is finished), since only the final frame
+    /// may be short.
     fn flush(&mut self) -> io::Result<()> {
+        loop {
+            self.drain().map_err(fail_io)?;
+            if self.core.flush().map_err(fail_io)? {
+                break;
+            }
+        }
         self.drain().map_err(fail_io)?;
         self.inner.flush()
     }

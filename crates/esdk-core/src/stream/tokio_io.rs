@@ -134,8 +134,17 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncEncryptingWriter<W> {
         }
     }
 
+    /// Seals and writes out every complete frame (see [`EncryptingWriter`'s
+    /// `flush`](super::EncryptingWriter#impl-Write-for-EncryptingWriter<W>)), then flushes the
+    /// inner writer.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        loop {
+            ready!(this.poll_drain(cx)).map_err(fail_io)?;
+            if this.core.flush().map_err(fail_io)? {
+                break;
+            }
+        }
         ready!(this.poll_drain(cx)).map_err(fail_io)?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
