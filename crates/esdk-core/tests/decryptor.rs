@@ -4,7 +4,7 @@
 mod stream_support;
 
 use esdk_core::decrypt::MessageDecryptor;
-use esdk_core::{DecryptOptions, Error, Header};
+use esdk_core::{DecryptOptions, Error, FormatError, Header};
 use stream_support::*;
 
 /// Drive `message` through a `MessageDecryptor` up to the footer; returns it and the footer.
@@ -67,7 +67,10 @@ fn a_failed_signature_check_fails_again_when_retried() {
 
     // A malformed footer (zero-length signature), then a retry: still refused.
     let (mut malformed, footer) = decode_body(&message);
-    assert!(malformed.finish(&[0, 0]).is_err());
+    assert!(matches!(
+        malformed.finish(&[0, 0]),
+        Err(Error::Format(FormatError::Footer))
+    ));
     assert!(matches!(
         malformed.finish(&footer),
         Err(Error::SignatureVerification)

@@ -486,10 +486,13 @@ fn public_key_entry_faults() {
         open(&fixed(), &m),
         Err(Error::EncryptionContext(ContextError::PublicKeyEntry(_)))
     ));
-    // Not Base64, and not a point on the curve.
+    // Not Base64, not a point on the curve (the wrong length; a compressed x with no y on
+    // P-384), and an uncompressed point (on the curve, but the format stores compressed ones).
     for value in [
         "!!not base64!!",
         "AkVWRUxJTkVTU0VTU0VTU0VTU0VTU0VTU0VTU0VTU0VTU0VTU0VTU0VTU0VT",
+        "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQ==",
+        "BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAozerbvQSRGjwZMeJt8/pkOdypx+sob71G/DGfDiu3gCMrr1eCX8DBkSraL+/oQCTA==",
     ] {
         let mut h = base_header(0x0378, ContentType::Framed, 4096);
         h.encryption_context
@@ -500,6 +503,19 @@ fn public_key_entry_faults() {
             FormatError::VerificationKey(_)
         ));
     }
+    // The control: the compressed point (2, y) is on P-384, so the key is accepted and the
+    // forged header fails later, at its tag.
+    let mut h = base_header(0x0378, ContentType::Framed, 4096);
+    h.encryption_context.insert(
+        "aws-crypto-public-key".into(),
+        "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAg==".into(),
+    );
+    let (m, _) = forge_header(h, &[]);
+    let err = open(&fixed(), &m).unwrap_err();
+    assert!(
+        !matches!(&err, Error::Format(FormatError::VerificationKey(_))),
+        "{err}"
+    );
 }
 
 #[test]
@@ -772,6 +788,18 @@ fn frame_tag_faults_and_frames_from_other_messages() {
             "offset {offset}"
         );
     }
+    // A changed IV is refused before any decryption: frame IVs are fixed by the format.
+    for offset in 4..16 {
+        let mut bad = m.clone();
+        bad[p.total_len + f + offset] ^= 0x01;
+        assert!(
+            matches!(
+                open(&fixed(), &bad),
+                Err(Error::Format(FormatError::FrameIv(2)))
+            ),
+            "offset {offset}"
+        );
+    }
     // The same frame from another message (same data key, another message id) fails.
     let other = seal(&fixed(), 0x0178, b"0123456789", 4);
     let q = parsed(&other);
@@ -811,7 +839,7 @@ fn signature_faults() {
         bad[last] ^= 1;
         assert!(matches!(
             open(&aes(), &bad),
-            Err(Error::SignatureVerification | Error::Format(FormatError::Footer))
+            Err(Error::SignatureVerification)
         ));
         // Not DER.
         let mut bad = m.clone();
@@ -827,7 +855,10 @@ fn signature_faults() {
         // A footer signed over other content: take another message's footer.
         let other = seal(&aes(), id, b"signed data", 4096);
         let spliced = [&m[..end], &other[body_end(&other)..]].concat();
-        assert!(open(&aes(), &spliced).is_err());
+        assert!(matches!(
+            open(&aes(), &spliced),
+            Err(Error::SignatureVerification)
+        ));
     }
 }
 

@@ -113,6 +113,14 @@ impl CryptographicMaterialsManager for DefaultCmm {
                     .map_err(|_| {
                         crate::error::FormatError::VerificationKey("public key is not valid Base64")
                     })?;
+                // The format stores compressed points only; anything else is malformed even
+                // where a crypto library would take it.
+                if point.len() != alg.compressed_point_len() || !matches!(point[0], 2 | 3) {
+                    return Err(crate::error::FormatError::VerificationKey(
+                        "public key is not a compressed point of the suite's curve",
+                    )
+                    .into());
+                }
                 Some(Arc::from(crypto::provider().verifying_key(alg, &point)?))
             }
             (Some(_), None) => {
