@@ -55,7 +55,15 @@ impl MessageDecryptor {
             materials.encryption_context(),
             materials.required_encryption_context_keys(),
         )?;
-        let header_body = &header_bytes[..parsed.body_len];
+        // `parsed` and `header_bytes` come from the caller: check they belong together.
+        let (Some(header_all), Some(header_body)) = (
+            header_bytes.get(..parsed.total_len),
+            header_bytes.get(..parsed.body_len),
+        ) else {
+            return Err(Error::Truncated(
+                "the header bytes are shorter than the parsed header",
+            ));
+        };
         let auth_ok = if required.is_empty() {
             key.open_in_place(&header.auth_iv, header_body, &mut [], &header.auth_tag)
         } else {
@@ -76,7 +84,7 @@ impl MessageDecryptor {
                     })?
                     .clone();
                 let mut hasher = crypto::provider().hasher(signature_hash(alg));
-                hasher.update(&header_bytes[..parsed.total_len]);
+                hasher.update(header_all);
                 Some((hasher, vk))
             }
             None => None,

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::format::body::{
     parse_frame, FrameCipher, FINAL_FRAME_MARKER, FINAL_FRAME_OVERHEAD, REGULAR_FRAME_OVERHEAD,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 /// Plaintext bytes per batch handed to a worker thread (rounded to whole frames, at least one).
@@ -70,6 +70,27 @@ impl Abort {
     }
     fn raised(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The lowest frame index known to have failed while opening (`usize::MAX`: none yet). Work
+/// on later frames is pointless; work on earlier ones goes on, so the failure reported is the
+/// earliest in the message, whichever thread found which first.
+struct FirstFailure(AtomicUsize);
+
+impl FirstFailure {
+    fn new() -> Self {
+        Self(AtomicUsize::new(usize::MAX))
+    }
+    fn record(&self, index: usize) {
+        self.0.fetch_min(index, Ordering::Relaxed);
+    }
+    /// Whether a frame at or before `index` failed.
+    fn at_or_before(&self, index: usize) -> bool {
+        self.0.load(Ordering::Relaxed) <= index
+    }
+    fn any(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != usize::MAX
     }
 }
 
@@ -333,15 +354,22 @@ fn scan_layout(body: &[u8], frame_length: u32) -> Option<Layout> {
     if frame_length == 0 {
         return None;
     }
-    let rw = frame_length as usize + REGULAR_FRAME_OVERHEAD;
+    // Checked arithmetic throughout: on a 32-bit target a frame length near 2^32 would wrap.
+    let rw = usize::try_from(frame_length)
+        .ok()?
+        .checked_add(REGULAR_FRAME_OVERHEAD)?;
     let mut p = 0usize;
     let mut regular = 0usize;
     loop {
-        let first = body.get(p..p + 4)?;
+        let first = body.get(p..p.checked_add(4)?)?;
         if first == FINAL_FRAME_MARKER.to_be_bytes() {
-            let len_at = p + 4 + 4 + 12;
-            let len = u32::from_be_bytes(body.get(len_at..len_at + 4)?.try_into().ok()?);
-            if len > frame_length || body.len() < len_at + 4 + len as usize + 16 {
+            let len_at = p.checked_add(4 + 4 + 12)?;
+            let len =
+                u32::from_be_bytes(body.get(len_at..len_at.checked_add(4)?)?.try_into().ok()?);
+            let end = len_at
+                .checked_add(4 + 16)?
+                .checked_add(usize::try_from(len).ok()?)?;
+            if len > frame_length || body.len() < end {
                 return None;
             }
             return Some(Layout {
@@ -393,44 +421,44 @@ fn open_spread(
             out,
         });
     }
-    let abort = Abort(AtomicBool::new(false));
+    let failed = FirstFailure::new();
     // The first failure of each worker, by frame index.
     let (fail_tx, fail_rx) = mpsc::channel::<(usize, Error)>();
     let own_queue = if inline { queues.pop() } else { None };
     let main_result = std::thread::scope(|scope| -> Result<usize, (usize, Error)> {
         for queue in queues {
             let fail_tx = fail_tx.clone();
-            let abort = &abort;
-            scope.spawn(move || open_queue(queue, cipher, abort, &fail_tx, fl, rw));
+            let failed = &failed;
+            scope.spawn(move || open_queue(queue, cipher, failed, &fail_tx, fl, rw));
         }
         if let Some(queue) = own_queue {
-            open_queue(queue, cipher, &abort, &fail_tx, fl, rw);
+            open_queue(queue, cipher, &failed, &fail_tx, fl, rw);
         }
         drop(fail_tx);
         // Meanwhile, walk the frames in order: sequence numbers, IVs and the signature hash.
         let mut p = pos;
         let mut index = 0usize;
         while !decryptor.body_done() {
-            if abort.raised() {
+            if failed.at_or_before(index) {
                 break;
             }
+            let fail = |e| {
+                failed.record(index);
+                (index, e)
+            };
             let frame = decryptor
                 .next_frame(&message[p..])
-                .map_err(|e| (index, e))?
-                .ok_or((
-                    index,
-                    Error::Truncated("the body ends inside a frame or before the final frame"),
-                ))?;
+                .map_err(fail)?
+                .ok_or_else(|| {
+                    fail(Error::Truncated(
+                        "the body ends inside a frame or before the final frame",
+                    ))
+                })?;
             if frame.is_last() {
                 if index != layout.regular {
-                    return Err((
-                        index,
-                        Error::Crypto("frame layout changed while decrypting"),
-                    ));
+                    return Err(fail(Error::Crypto("frame layout changed while decrypting")));
                 }
-                cipher
-                    .open_frame(&frame, final_out)
-                    .map_err(|e| (index, e))?;
+                cipher.open_frame(&frame, final_out).map_err(fail)?;
             }
             p += frame.wire_len;
             index += 1;
@@ -453,26 +481,27 @@ fn open_spread(
         return Err(e);
     }
     match end {
-        Some(p) if !abort.raised() => Ok(p),
+        Some(p) if !failed.any() => Ok(p),
         _ => Err(Error::Crypto("a frame-opening thread stopped")),
     }
 }
 
-/// Open each job of `queue` in turn; report the first failure (stops after a failure anywhere).
+/// Open each job of `queue` in turn, skipping those after a known failure; report the first
+/// failure of this queue.
 fn open_queue(
     queue: Vec<OpenJob<'_>>,
     cipher: &FrameCipher,
-    abort: &Abort,
+    failed: &FirstFailure,
     fail: &mpsc::Sender<(usize, Error)>,
     fl: usize,
     rw: usize,
 ) {
     for job in queue {
-        if abort.raised() {
+        if failed.at_or_before(job.first_frame) {
             return;
         }
         if let Err(failure) = open_batch(cipher, job, fl, rw) {
-            abort.raise();
+            failed.record(failure.0);
             // The receiver outlives every worker (scoped threads).
             let _ = fail.send(failure);
             return;
