@@ -101,6 +101,10 @@ pub enum Error {
         bound: u64,
     },
 
+    /// A streaming reader or writer was used again after it failed; it stays failed.
+    #[error("the stream already failed: {0}")]
+    StreamFailed(String),
+
     /// A caller-supplied setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),

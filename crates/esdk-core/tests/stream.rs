@@ -338,7 +338,10 @@ fn a_failed_reader_stays_failed() {
     ));
     let mut buf = [0u8; 10];
     let again = reader.read(&mut buf).expect_err("still failed");
-    assert!(again.to_string().contains("already failed"), "{again}");
+    match inner_error(&again) {
+        Error::StreamFailed(first) => assert!(first.contains("frame 10"), "{first}"),
+        other => panic!("expected StreamFailed, got {other:?}"),
+    }
 }
 
 /// Signed messages: the final frame is held until the signature verifies; a bad signature

@@ -99,9 +99,7 @@ impl StreamState {
     pub(crate) fn check(&self) -> Result<(), Error> {
         match self {
             Self::Running => Ok(()),
-            Self::Failed(first) => Err(Error::Io(io::Error::other(format!(
-                "the stream already failed: {first}"
-            )))),
+            Self::Failed(first) => Err(Error::StreamFailed(first.clone())),
         }
     }
 
