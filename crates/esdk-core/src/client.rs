@@ -374,7 +374,9 @@ impl Client {
         let mut pos = parsed.total_len;
         // Plaintext is never longer than the ciphertext, so this bounds the allocation by the
         // input and avoids reallocating.
-        let mut plaintext = Vec::with_capacity(message.len() - pos);
+        // Wiped if anything below fails (a bad frame later on, a bad signature, trailing
+        // bytes): plaintext that is not released is not left in freed memory either.
+        let mut plaintext = zeroize::Zeroizing::new(Vec::with_capacity(message.len() - pos));
         pos = crate::parallel::decrypt_body(
             &mut decryptor,
             message,
@@ -391,7 +393,7 @@ impl Client {
             return Err(Error::TrailingBytes(message.len() - pos));
         }
         Ok(DecryptOutput {
-            plaintext,
+            plaintext: std::mem::take(&mut *plaintext),
             header: parsed.header,
             encryption_context: materials.encryption_context().clone(),
             suite: materials.suite(),
