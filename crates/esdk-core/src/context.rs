@@ -173,6 +173,10 @@ mod tests {
             deserialize(&[0, 1, 0, 1, 0xff, 0, 0]),
             Err(ContextError::NotUtf8)
         );
+        assert_eq!(
+            deserialize(&[0, 1, 0, 1, b'a', 0, 1, 0xff]),
+            Err(ContextError::NotUtf8)
+        );
         assert!(matches!(
             check_no_reserved_keys(&ctx(&[("aws-crypto-x", "1")])),
             Err(ContextError::ReservedKey(_))
@@ -183,6 +187,19 @@ mod tests {
             .map(|i| (format!("{i:05}"), String::new()))
             .collect();
         assert!(matches!(serialize(&many), Err(ContextError::TooLarge(_))));
+    }
+
+    /// Pairs out of order are accepted (the header is authenticated over the bytes received,
+    /// so order carries no meaning); serializing again sorts them.
+    #[test]
+    fn unsorted_pairs_are_accepted() {
+        let unsorted = [0, 2, 0, 1, b'b', 0, 1, b'2', 0, 1, b'a', 0, 1, b'1'];
+        let parsed = deserialize(&unsorted).unwrap();
+        assert_eq!(parsed, ctx(&[("a", "1"), ("b", "2")]));
+        assert_eq!(
+            serialize(&parsed).unwrap(),
+            [0, 2, 0, 1, b'a', 0, 1, b'1', 0, 1, b'b', 0, 1, b'2']
+        );
     }
 
     #[test]

@@ -244,3 +244,29 @@ fn bytes_after_a_short_final_frame_are_reported_as_trailing() {
     let err = open(UNSIGNED, message, &RandomAccessOptions::default()).expect_err("extended");
     assert!(matches!(err, Error::TrailingBytes(30)), "{err}");
 }
+
+/// A final frame where the layout puts a regular frame (spliced in from another message, the
+/// same length on the wire) is named as such, before any decryption is tried.
+#[test]
+fn a_final_frame_in_a_regular_place_is_refused() {
+    const RW: usize = 16 + 32;
+    let plaintext = vec![3u8; 16 * 3 + 5];
+    let mut message = encrypt(UNSIGNED, 16, &plaintext);
+    // Another message whose final frame (sequence 2, 8 bytes of content) is 48 bytes long.
+    let donor = encrypt(UNSIGNED, 16, &[4u8; 16 + 8]);
+    let at = Header::parse(&message, None).unwrap().unwrap().total_len + RW;
+    let donor_at = Header::parse(&donor, None).unwrap().unwrap().total_len + RW;
+    message[at..at + RW].copy_from_slice(&donor[donor_at..donor_at + RW]);
+    let mut ra = open(UNSIGNED, message, &RandomAccessOptions::default())
+        .expect("header and final frame intact");
+    // The first frame is fine; the second is the spliced final frame.
+    assert_eq!(ra.read_range(0..16).expect("frame 1"), vec![3u8; 16]);
+    let err = ra.read_range(16..20).expect_err("frame 2 is a final frame");
+    assert!(
+        matches!(
+            err,
+            Error::Format(esdk_core::FormatError::FinalFrameBeforeEnd(2))
+        ),
+        "{err}"
+    );
+}
