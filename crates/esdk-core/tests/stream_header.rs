@@ -6,8 +6,8 @@ mod stream_support;
 
 use esdk_core::stream::DecryptingReader;
 use esdk_core::{
-    async_trait, DecryptOptions, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials,
-    Keyring, KeyringError,
+    async_trait, DecryptOptions, DecryptionMaterials, EncryptedDataKey, EncryptionContext,
+    EncryptionMaterials, Keyring, KeyringError,
 };
 use std::io::Read;
 use stream_support::*;
@@ -18,23 +18,27 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 /// dhat counts for the whole process: the tests of this file take turns.
 static PROFILER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Decoy EDKs next to the real one, each with a long provider info.
-const DECOYS: usize = 1500;
-const DECOY_INFO: usize = 1000;
-
-/// The stream test keyring, plus many decoy EDKs that make the header about 1.5 MB.
-struct ManyEdks;
+/// The stream test keyring, plus `count` decoy EDKs with `info` bytes of provider info each.
+struct WithDecoys {
+    count: usize,
+    info: usize,
+}
 
 #[async_trait]
-impl Keyring for ManyEdks {
+impl Keyring for WithDecoys {
     async fn on_encrypt(
         &self,
         m: &EncryptionMaterials,
     ) -> Result<EncryptionMaterials, KeyringError> {
         let mut m = TestKeyring.on_encrypt(m).await?;
-        for i in 0..DECOYS {
-            let info = vec![u8::try_from(i % 251).expect("below 251"); DECOY_INFO];
-            m = m.with_encrypted_data_key(EncryptedDataKey::new("decoy", info, vec![0u8; 48]));
+        for i in 0..self.count {
+            let info = vec![u8::try_from(i % 251).expect("below 251"); self.info];
+            let ciphertext = if self.info > 0 {
+                vec![0u8; 48]
+            } else {
+                Vec::new()
+            };
+            m = m.with_encrypted_data_key(EncryptedDataKey::new("", info, ciphertext));
         }
         Ok(m)
     }
@@ -48,118 +52,87 @@ impl Keyring for ManyEdks {
     }
 }
 
-#[test]
-fn a_large_header_read_byte_by_byte_is_parsed_once() {
-    let source = esdk_core::MaterialsSource::keyring(ManyEdks);
+/// What streaming `message` read one byte at a time allocates: (bytes, allocations).
+fn allocations_to_stream(keyring: WithDecoys, message: &[u8], plaintext: &[u8]) -> (u64, u64) {
+    let source = esdk_core::MaterialsSource::keyring(keyring);
     let client = client_for(UNSIGNED, 1);
-    let plaintext = b"behind a large header".to_vec();
-    let message = client
-        .encrypt_blocking(&source, &plaintext, &options(UNSIGNED, 4096))
-        .expect("encrypt")
-        .ciphertext;
-    let header_len = message.len() - plaintext.len();
-    assert!(
-        header_len > DECOYS * DECOY_INFO,
-        "the header holds the decoys"
-    );
-
     let _turn = PROFILER
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let _profiler = dhat::Profiler::builder().testing().build();
-    let before = dhat::HeapStats::get().total_bytes;
+    let before = dhat::HeapStats::get();
     let mut reader = DecryptingReader::new(
         &client,
         &source,
         &DecryptOptions::default(),
-        ChunkedReader::new(&message, Chunks::Single),
+        ChunkedReader::new(message, Chunks::Single),
     )
     .expect("header");
     let mut out = Vec::new();
     reader.read_to_end(&mut out).expect("body");
     assert_eq!(out, plaintext);
-    let allocated = dhat::HeapStats::get().total_bytes - before;
+    let after = dhat::HeapStats::get();
+    (
+        after.total_bytes - before.total_bytes,
+        after.total_blocks - before.total_blocks,
+    )
+}
+
+fn seal(keyring: WithDecoys, context: EncryptionContext, plaintext: &[u8]) -> Vec<u8> {
+    client_for(UNSIGNED, 1)
+        .encrypt_blocking(
+            &esdk_core::MaterialsSource::keyring(keyring),
+            plaintext,
+            &options(UNSIGNED, 4096).with_encryption_context(context),
+        )
+        .expect("encrypt")
+        .ciphertext
+}
+
+/// 1,500 EDKs with 1,000 bytes of provider info each (a 1.5 MB header), read byte by byte.
+#[test]
+fn a_large_header_read_byte_by_byte_is_parsed_once() {
+    let decoys = || WithDecoys {
+        count: 1500,
+        info: 1000,
+    };
+    let plaintext = b"behind a large header".to_vec();
+    let message = seal(decoys(), EncryptionContext::new(), &plaintext);
+    let header_len = message.len() - plaintext.len();
+    assert!(header_len > 1500 * 1000, "the header holds the decoys");
+    let (bytes, _) = allocations_to_stream(decoys(), &message, &plaintext);
     // The header buffer (grown by doubling), one parsed copy, the materials' copy of the EDKs
     // and the body: a small multiple of the header. Re-parsing on every byte would allocate
     // about header_len^2 / 2 bytes.
     assert!(
-        allocated < 12 * header_len as u64,
-        "{allocated} bytes allocated to stream a {header_len}-byte header"
+        bytes < 12 * header_len as u64,
+        "{bytes} bytes allocated to stream a {header_len}-byte header"
     );
 }
 
-/// Empty decoy EDKs: the most EDKs per header byte (6 bytes each).
-const TINY_EDKS: usize = 20_000;
-/// Encryption-context pairs: about 40 KB of context.
-const PAIRS: usize = 4_000;
-
-/// The stream test keyring plus many empty EDKs.
-struct ManyTinyEdks;
-
-#[async_trait]
-impl Keyring for ManyTinyEdks {
-    async fn on_encrypt(
-        &self,
-        m: &EncryptionMaterials,
-    ) -> Result<EncryptionMaterials, KeyringError> {
-        let mut m = TestKeyring.on_encrypt(m).await?;
-        for _ in 0..TINY_EDKS {
-            m = m.with_encrypted_data_key(EncryptedDataKey::new("", Vec::new(), Vec::new()));
-        }
-        Ok(m)
-    }
-
-    async fn on_decrypt(
-        &self,
-        m: &DecryptionMaterials,
-        edks: &[EncryptedDataKey],
-    ) -> Result<DecryptionMaterials, KeyringError> {
-        TestKeyring.on_decrypt(m, edks).await
-    }
-}
-
-/// A large encryption context followed by many tiny EDKs, read a byte at a time: the context
-/// is parsed a fixed number of times, not once for every EDK field that arrives (which made
-/// about 60,000 copies of a 4,000-pair map).
+/// A large encryption context (4,000 pairs) followed by 20,000 empty EDKs (6 bytes each),
+/// read a byte at a time: the context is parsed a fixed number of times, not once for every
+/// EDK field that arrives (which made about 60,000 copies of the map).
 #[test]
 fn a_large_context_before_many_tiny_edks_is_parsed_a_fixed_number_of_times() {
-    let source = esdk_core::MaterialsSource::keyring(ManyTinyEdks);
-    let client = client_for(UNSIGNED, 1);
-    let context: esdk_core::EncryptionContext = (0..PAIRS)
+    const PAIRS: usize = 4_000;
+    const EDKS: usize = 20_000;
+    let decoys = || WithDecoys {
+        count: EDKS,
+        info: 0,
+    };
+    let context: EncryptionContext = (0..PAIRS)
         .map(|i| (format!("k{i:05}"), "v".to_string()))
         .collect();
     let plaintext = b"behind many tiny keys".to_vec();
-    let message = client
-        .encrypt_blocking(
-            &source,
-            &plaintext,
-            &options(UNSIGNED, 4096).with_encryption_context(context),
-        )
-        .expect("encrypt")
-        .ciphertext;
-
-    let _turn = PROFILER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let _profiler = dhat::Profiler::builder().testing().build();
-    let before = dhat::HeapStats::get().total_blocks;
-    let mut reader = DecryptingReader::new(
-        &client,
-        &source,
-        &DecryptOptions::default(),
-        ChunkedReader::new(&message, Chunks::Single),
-    )
-    .expect("header");
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).expect("body");
-    assert_eq!(out, plaintext);
-    let blocks = dhat::HeapStats::get().total_blocks - before;
+    let message = seal(decoys(), context, &plaintext);
+    let (_, blocks) = allocations_to_stream(decoys(), &message, &plaintext);
     // Each context copy costs two allocations per pair; the parse, the materials and the
     // keyring's view each hold one. Twenty copies is far above that and far below the
     // thousands a per-field re-parse makes.
-    let bound = 20 * 2 * PAIRS as u64 + 4 * TINY_EDKS as u64;
+    let bound = 20 * 2 * PAIRS as u64 + 4 * EDKS as u64;
     assert!(
         blocks < bound,
-        "{blocks} allocations to stream a header of {PAIRS} pairs and {TINY_EDKS} EDKs (bound {bound})"
+        "{blocks} allocations to stream a header of {PAIRS} pairs and {EDKS} EDKs (bound {bound})"
     );
 }
