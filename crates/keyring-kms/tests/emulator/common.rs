@@ -16,6 +16,12 @@ pub const EAST: &str = "us-east-1";
 /// moto's default account.
 pub const ACCOUNT: &str = "123456789012";
 
+/// Whether this is a CI run: `CI` is set to something other than empty, `false` or `0` (the
+/// rule every test crate of the workspace uses).
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 /// The emulator's endpoint from `AWS_ENDPOINT_URL`. Unset: panics under CI, otherwise
 /// prints a loud SKIP and returns `None`. A non-loopback endpoint always panics: these tests
 /// create keys and must never reach a real AWS account.
@@ -34,9 +40,8 @@ pub fn endpoint() -> Option<String> {
             Some(url)
         }
         _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
             assert!(
-                !ci,
+                !ci(),
                 "AWS_ENDPOINT_URL is not set, but CI is: the KMS tests need the moto emulator. \
                  Run them with `cargo xtask moto cargo test -p keyring-kms`."
             );
