@@ -7,15 +7,26 @@
 //! ciphertext for the signed suite. For "all cores" the limit spreads the frames over the
 //! threads (the SHA-384 stays one serial stream, run beside the AES threads).
 //!
+//! The PKCS#11 keyring (`keyring-pkcs11-hsm`, AES mode and RSA mode) is measured per 1 KiB
+//! message with suite 0x0478 next to the raw AES keyring, against a throw-away SoftHSM2
+//! token: the outermost `cargo xtask bench` sets the token up ([`SoftHsm::setup`]) and hands
+//! its environment down to the release process that measures. If there is no token, the
+//! bench says why and goes on without those rows.
+//!
 //! Output: one table on stdout, `--json FILE` (an array of row objects), and an SVG chart
 //! (`--svg FILE`, default `target/bench/bench.svg`).
 
 #![allow(clippy::cast_possible_truncation)] // timing arithmetic: counts and sizes are small and positive
 
+use crate::softhsm::SoftHsm;
 use esdk_core::crypto::{self, CryptoProvider};
 use esdk_core::stream::{DecryptingReader, EncryptingWriter};
 use esdk_core::{
     AlgorithmSuite, Client, CommitmentPolicy, DecryptOptions, EncryptOptions, MaterialsSource,
+};
+use keyring_pkcs11_hsm::{
+    AesKeyConfig, HsmAesKeyring, HsmRsaKeyring, Pin, PinSource, Pkcs11Config, Pkcs11Token,
+    RsaKeyConfig, RsaPadding, TokenSelector,
 };
 use keyring_raw_aes::RawAesKeyring;
 use ring::{aead, digest, hkdf};
@@ -55,8 +66,9 @@ pub struct BenchArgs {
     /// pages for large buffers (see the module docs).
     #[arg(long)]
     pub default_malloc: bool,
-    /// Only report the PKCS#11 keyring's per-message latency next to the raw AES keyring's:
-    /// sets up a SoftHSM2 token and runs the criterion bench of `keyring-pkcs11-hsm`.
+    /// Only the PKCS#11 keyring rows (AES and RSA mode, 0x0478, 1 KiB, one thread) next to the
+    /// raw AES keyring's and the limit; fails if no SoftHSM2 token can be set up. (Without it
+    /// the PKCS#11 rows are measured too, when a token can be set up.)
     #[arg(long)]
     pub hsm: bool,
     /// Internal: measure one streamed message in this process ("encrypt" or "decrypt").
@@ -113,7 +125,12 @@ pub struct Row {
     pub output: &'static str,
     /// Crypto provider of the esdk rows.
     pub provider: String,
+    /// The keyring of the row: "raw-aes", "pkcs11-aes" or "pkcs11-rsa" (null for the limit).
+    pub keyring: Option<&'static str>,
 }
+
+/// Keyring name of the rows through the raw AES keyring.
+const RAW_AES: &str = "raw-aes";
 
 fn suite_hex(s: AlgorithmSuite) -> String {
     format!("0x{:04X}", s.id())
@@ -131,15 +148,22 @@ const HUGEPAGE_TUNABLE: &str = "glibc.malloc.hugetlb=1";
 
 /// Entry point of `cargo xtask bench`.
 pub fn run(args: BenchArgs) -> Result<(), String> {
-    if args.hsm {
-        return hsm_latency();
-    }
+    // The token for the PKCS#11 rows: set up by the outermost process (which keeps the guard,
+    // so the token lives until the bench ends) and handed to the re-runs below through the
+    // environment. The memory and provider children do not use it.
+    let (hsm, _hsm_guard) = if args.rss_child.is_none() && !args.provider_child {
+        HsmToken::get()
+    } else {
+        (HsmToken::Unavailable("not used here".into()), None)
+    };
     // `cargo xtask` builds in debug; timings need the release build of everything.
     if cfg!(debug_assertions) {
-        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.args(["run", "--release", "--quiet", "--package", "xtask", "--"])
             .args(std::env::args_os().skip(1))
-            .current_dir(workspace_root())
+            .current_dir(workspace_root());
+        hsm.apply(&mut cmd);
+        let status = cmd
             .status()
             .map_err(|e| format!("re-running in release: {e}"))?;
         return if status.success() {
@@ -153,9 +177,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     // more than the AES-GCM work itself, for the limit and for esdk alike. Transparent huge
     // pages (2 MiB) remove that, so the bench runs itself with glibc asked for them.
     if !args.default_malloc && std::env::var_os("GLIBC_TUNABLES").is_none() {
-        let status = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-            .args(std::env::args_os().skip(1))
-            .env("GLIBC_TUNABLES", HUGEPAGE_TUNABLE)
+        let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+        cmd.args(std::env::args_os().skip(1))
+            .env("GLIBC_TUNABLES", HUGEPAGE_TUNABLE);
+        hsm.apply(&mut cmd);
+        let status = cmd
             .status()
             .map_err(|e| format!("re-running with {HUGEPAGE_TUNABLE}: {e}"))?;
         return if status.success() {
@@ -181,13 +207,37 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     println!(
         "esdk bench ({} mode): provider {provider}, {all} cores for the all-cores rows, {}, \
          GLIBC_TUNABLES={}, load average {}",
-        if args.quick { "quick" } else { "full" },
+        if args.hsm {
+            "hsm"
+        } else if args.quick {
+            "quick"
+        } else {
+            "full"
+        },
         cpu_name(),
         std::env::var("GLIBC_TUNABLES").unwrap_or_else(|_| "(unset)".into()),
         load_average()
     );
+    // The PKCS#11 keyrings, measured with the 0x0478 1 KiB one-thread cases.
+    let hsm_sources = match hsm.sources() {
+        Ok(sources) => {
+            println!(
+                "PKCS#11 keyring rows: SoftHSM2 token {:?} (pkcs11-aes: AES-256 key, CKM_AES_GCM \
+                 in the token; pkcs11-rsa: RSA-2048, OAEP-SHA1 unwrap in the token)",
+                hsm.var("ESDK_PKCS11_TOKEN").unwrap_or("?")
+            );
+            sources
+        }
+        Err(why) if args.hsm => return Err(format!("--hsm: no PKCS#11 token: {why}")),
+        Err(why) => {
+            println!("PKCS#11 keyring rows skipped: {why}");
+            Vec::new()
+        }
+    };
     let mut rows = Vec::new();
-    let (sizes, suites): (Vec<usize>, Vec<AlgorithmSuite>) = if args.quick {
+    let (sizes, suites): (Vec<usize>, Vec<AlgorithmSuite>) = if args.hsm {
+        (vec![KIB], vec![UNSIGNED_COMMIT])
+    } else if args.quick {
         (vec![KIB, MIB], vec![UNSIGNED_COMMIT, SIGNED_COMMIT])
     } else {
         (
@@ -204,7 +254,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     } else {
         Duration::from_millis(1200)
     };
-    let thread_counts: Vec<usize> = if all > 1 { vec![1, all] } else { vec![1] };
+    let thread_counts: Vec<usize> = if all > 1 && !args.hsm {
+        vec![1, all]
+    } else {
+        vec![1]
+    };
     for &size in &sizes {
         let plaintext = pattern(size);
         for &threads in &thread_counts {
@@ -239,6 +293,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
                             limit: kind,
                             output,
                             provider: "ring".into(),
+                            keyring: None,
                         };
                         let plaintext = &plaintext;
                         let reuse = output == "reused";
@@ -304,6 +359,53 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
                     ));
                 }
             }
+            if size == KIB && threads == 1 && suites.contains(&UNSIGNED_COMMIT) {
+                for (keyring, source) in &hsm_sources {
+                    let suite = UNSIGNED_COMMIT;
+                    let client = client(suite, threads)?;
+                    let opts = EncryptOptions::default()
+                        .with_suite(suite)
+                        .with_frame_length(FRAME as u32);
+                    let sample = client
+                        .encrypt_blocking(source, &plaintext, &opts)
+                        .map_err(|e| format!("encrypt {suite} with {keyring}: {e}"))?
+                        .ciphertext;
+                    // The timed calls discard their result: check once that both work.
+                    client
+                        .decrypt_blocking(source, &sample, &DecryptOptions::default())
+                        .map_err(|e| format!("decrypt {suite} with {keyring}: {e}"))?;
+                    let row = |op| {
+                        let mut row =
+                            esdk_row(suite, op, size, threads, 0.0, "one-shot", &provider);
+                        row.keyring = Some(*keyring);
+                        row
+                    };
+                    let (encrypt_row, decrypt_row) = (row("encrypt"), row("decrypt"));
+                    let plaintext = &plaintext;
+                    {
+                        let source = source.clone();
+                        cases.push((
+                            encrypt_row,
+                            Box::new(move || {
+                                let out = client.encrypt_blocking(&source, plaintext, &opts);
+                                std::hint::black_box(out.map(|o| o.ciphertext.len()).ok());
+                            }),
+                        ));
+                    }
+                    let source = source.clone();
+                    cases.push((
+                        decrypt_row,
+                        Box::new(move || {
+                            let out = client.decrypt_blocking(
+                                &source,
+                                &sample,
+                                &DecryptOptions::default(),
+                            );
+                            std::hint::black_box(out.map(|o| o.plaintext.len()).ok());
+                        }),
+                    ));
+                }
+            }
             let mut fns: Vec<&mut dyn FnMut()> = cases
                 .iter_mut()
                 .map(|(_, f)| &mut **f as &mut dyn FnMut())
@@ -317,10 +419,16 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             }
         }
     }
-    rows.extend(rss_rows(&args, all, &provider)?);
+    if !args.hsm {
+        rows.extend(rss_rows(&args, all, &provider)?);
+    }
     fill_ratios(&mut rows);
-    let providers = provider_comparison(&args)?;
-    if args.official {
+    let providers = if args.hsm {
+        String::new()
+    } else {
+        provider_comparison(&args)?
+    };
+    if args.official && !args.hsm {
         // The official SDKs are compared when they run; a failure there keeps the rest.
         match official_rows(&args, &sizes) {
             Ok(official) => {
@@ -331,21 +439,27 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         }
     }
     print_table(&rows);
+    print_hsm_summary(&rows);
     print!("{providers}");
-    print_targets(&rows, args.quick);
+    if !args.hsm {
+        print_targets(&rows, args.quick);
+    }
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let json = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
     let json_path = args.json.clone().unwrap_or_else(|| dir.join("bench.json"));
     std::fs::write(&json_path, json)
         .map_err(|e| format!("writing {}: {e}", json_path.display()))?;
-    let svg_path = args.svg.clone().unwrap_or_else(|| dir.join("bench.svg"));
-    std::fs::write(&svg_path, chart(&rows, &provider))
-        .map_err(|e| format!("writing {}: {e}", svg_path.display()))?;
+    // The chart shows throughput rows (1 MiB and up): none under --hsm, unless asked for.
+    let mut wrote = json_path.display().to_string();
+    if !args.hsm || args.svg.is_some() {
+        let svg_path = args.svg.clone().unwrap_or_else(|| dir.join("bench.svg"));
+        std::fs::write(&svg_path, chart(&rows, &provider))
+            .map_err(|e| format!("writing {}: {e}", svg_path.display()))?;
+        wrote = format!("{wrote} and {}", svg_path.display());
+    }
     println!(
-        "\nwrote {} and {} in {:.0} s (load average at the end {})",
-        json_path.display(),
-        svg_path.display(),
+        "\nwrote {wrote} in {:.0} s (load average at the end {})",
         started.elapsed().as_secs_f64(),
         load_average()
     );
@@ -389,6 +503,7 @@ fn esdk_row(
         limit: limit_kind(suite),
         output: if api == "stream" { "reused" } else { "fresh" },
         provider: provider.to_string(),
+        keyring: Some(RAW_AES),
     }
 }
 
@@ -1118,6 +1233,7 @@ fn parse_official(json: &[u8], provider: &str) -> Result<Vec<Row>, String> {
                 api: "one-shot",
                 output: "fresh",
                 provider: provider.to_string(),
+                keyring: Some(RAW_AES),
             })
         })
         .collect()
@@ -1161,14 +1277,16 @@ fn human_size(n: u64) -> String {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n{:<8} {:<7} {:<8} {:>7} {:>3} {:<15} {:<8} {:>10} {:>12} {:>7} {:>10}",
+        "\n{:<8} {:<10} {:<7} {:<8} {:>7} {:>3} {:<15} {:<8} {:<7} {:>10} {:>12} {:>7} {:>10}",
         "impl",
+        "keyring",
         "suite",
         "op",
         "size",
         "thr",
         "limit",
         "api",
+        "output",
         "MiB/s",
         "us/msg",
         "ratio",
@@ -1176,8 +1294,9 @@ fn print_table(rows: &[Row]) {
     );
     for r in rows {
         println!(
-            "{:<8} {:<7} {:<8} {:>7} {:>3} {:<15} {:<8} {:<7} {:>10.1} {:>12.1} {:>7} {:>10}",
+            "{:<8} {:<10} {:<7} {:<8} {:>7} {:>3} {:<15} {:<8} {:<7} {:>10.1} {:>12.1} {:>7} {:>10}",
             r.implementation,
+            r.keyring.unwrap_or("-"),
             r.suite.as_deref().unwrap_or("-"),
             r.op,
             human_size(r.size_bytes),
@@ -1203,8 +1322,10 @@ fn find<'a>(
     threads: usize,
     api: &str,
 ) -> Option<&'a Row> {
+    // The targets and the official comparison are about the raw AES keyring's rows.
     rows.iter().find(|r| {
         r.implementation == imp
+            && r.keyring.is_none_or(|k| k == RAW_AES)
             && r.suite.as_deref() == suite
             && r.op == op
             && r.size_bytes == size
@@ -1493,31 +1614,124 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// HSM keyring latency per 1 KiB message next to the raw AES keyring, against a throw-away
-/// SoftHSM2 token (criterion bench `keyring-pkcs11-hsm/benches/latency.rs`).
-fn hsm_latency() -> Result<(), String> {
-    let hsm = crate::softhsm::SoftHsm::setup()?;
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args([
-        "bench",
-        "-p",
-        "keyring-pkcs11-hsm",
-        "--bench",
-        "latency",
-        "--",
-        "--warm-up-time",
-        "1",
-        "--measurement-time",
-        "3",
-    ])
-    .current_dir(workspace_root());
-    hsm.apply(&mut cmd);
-    let status = cmd
-        .status()
-        .map_err(|e| format!("running the HSM latency bench: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("HSM latency bench exited with {status}"))
+/// Says where the PKCS#11 rows' token is to the re-run processes (set by the outermost one).
+const HSM_UNAVAILABLE_VAR: &str = "ESDK_BENCH_HSM_UNAVAILABLE";
+
+/// The SoftHSM2 token of the PKCS#11 rows, as handed from process to process. (No `Debug`:
+/// the variables hold the PIN.)
+enum HsmToken {
+    /// The token's variables ([`SoftHsm::env`]): set up here, or inherited.
+    Ready(Vec<(String, String)>),
+    /// Why there is none.
+    Unavailable(String),
+}
+
+impl HsmToken {
+    /// The token a parent process handed down (or `cargo xtask softhsm -- cargo xtask bench`
+    /// set up), else a new one whose guard the caller keeps for as long as it is used.
+    fn get() -> (Self, Option<SoftHsm>) {
+        if let Ok(why) = std::env::var(HSM_UNAVAILABLE_VAR) {
+            return (Self::Unavailable(why), None);
+        }
+        if std::env::var_os("ESDK_PKCS11_MODULE").is_some() {
+            let env = std::env::vars()
+                .filter(|(k, _)| k.starts_with("ESDK_PKCS11_") || k == "SOFTHSM2_CONF")
+                .collect();
+            return (Self::Ready(env), None);
+        }
+        match SoftHsm::setup() {
+            Ok(hsm) => (Self::Ready(hsm.env().to_vec()), Some(hsm)),
+            Err(e) => (
+                Self::Unavailable(format!("no SoftHSM2 token could be set up: {e}")),
+                None,
+            ),
+        }
+    }
+
+    /// Hand the token (or why there is none) to a child process.
+    fn apply(&self, cmd: &mut Command) {
+        match self {
+            Self::Ready(env) => {
+                cmd.envs(env.iter().map(|(k, v)| (k, v)));
+            }
+            Self::Unavailable(why) => {
+                cmd.env(HSM_UNAVAILABLE_VAR, why);
+            }
+        }
+    }
+
+    fn var(&self, name: &str) -> Result<&str, String> {
+        match self {
+            Self::Ready(env) => env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .ok_or_else(|| format!("{name} is not set")),
+            Self::Unavailable(why) => Err(why.clone()),
+        }
+    }
+
+    /// The PKCS#11 keyrings on the token, by row name: AES mode on the AES-256 key, RSA mode
+    /// (OAEP-SHA1, as SoftHSM2 unwraps) on the RSA-2048 key pair.
+    fn sources(&self) -> Result<Vec<(&'static str, MaterialsSource)>, String> {
+        let config = Pkcs11Config::new(
+            self.var("ESDK_PKCS11_MODULE")?,
+            TokenSelector::Label(self.var("ESDK_PKCS11_TOKEN")?.to_owned()),
+            PinSource::Secret(Pin::new(self.var("ESDK_PKCS11_PIN")?)),
+        )
+        .max_sessions(2);
+        let token = Pkcs11Token::open(config).map_err(|e| format!("opening the token: {e}"))?;
+        let aes = HsmAesKeyring::new(
+            &token,
+            AesKeyConfig::new("bench", "pkcs11-aes", self.var("ESDK_PKCS11_AES_LABEL")?),
+        )
+        .map_err(|e| format!("the AES-mode keyring: {e}"))?;
+        let rsa = HsmRsaKeyring::new(
+            &token,
+            RsaKeyConfig::new("bench", "pkcs11-rsa", RsaPadding::OaepSha1)
+                .private_key_label(self.var("ESDK_PKCS11_RSA_LABEL")?),
+        )
+        .map_err(|e| format!("the RSA-mode keyring: {e}"))?;
+        Ok(vec![
+            ("pkcs11-aes", MaterialsSource::keyring(aes)),
+            ("pkcs11-rsa", MaterialsSource::keyring(rsa)),
+        ])
+    }
+}
+
+/// The PKCS#11 rows next to the raw AES keyring's row of the same case.
+fn print_hsm_summary(rows: &[Row]) {
+    let hsm: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.keyring.is_some_and(|k| k.starts_with("pkcs11")))
+        .collect();
+    if hsm.is_empty() {
+        return;
+    }
+    println!("\nPKCS#11 keyrings (SoftHSM2) next to the raw AES keyring, per message:");
+    for r in hsm {
+        let raw = find(
+            rows,
+            "esdk",
+            r.suite.as_deref(),
+            r.op,
+            r.size_bytes,
+            r.threads,
+            r.api,
+        );
+        println!(
+            "  {:<10} {} {:<7} {:>7} {} thr: {:>9.1} us{}",
+            r.keyring.unwrap_or("-"),
+            r.suite.as_deref().unwrap_or("-"),
+            r.op,
+            human_size(r.size_bytes),
+            r.threads,
+            r.us_per_msg,
+            raw.map_or(String::new(), |raw| format!(
+                " | raw-aes {:>7.1} us | {:>6.1}x",
+                raw.us_per_msg,
+                r.us_per_msg / raw.us_per_msg
+            )),
+        );
     }
 }

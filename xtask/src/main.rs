@@ -80,6 +80,10 @@ enum VectorsCommand {
         /// Crypto provider: `default` (ring AES-GCM + AWS-LC ECDSA), `ring`, or `aws-lc`.
         #[arg(long, default_value = "default")]
         provider: String,
+        /// Exit with failure when any vector was skipped, not only when one failed (what
+        /// `cargo xtask test` asks for).
+        #[arg(long)]
+        fail_on_skip: bool,
     },
     /// Run an `awses-encrypt` manifest and write an `awses-decrypt` manifest from it.
     Encrypt {
@@ -165,12 +169,20 @@ fn main() -> std::process::ExitCode {
                     manifests,
                     verbose,
                     provider,
+                    fail_on_skip,
                 },
         } => install_provider(&provider)
             .and_then(|()| vectors_decrypt(manifests, verbose))
             .map(|tally| {
+                let refused_skips = fail_on_skip && tally.skipped > 0;
+                if refused_skips {
+                    eprintln!(
+                        "error: {} vector(s) skipped, and --fail-on-skip allows none",
+                        tally.skipped
+                    );
+                }
                 println!("{tally}");
-                tally.failed == 0
+                tally.failed == 0 && !refused_skips
             }),
         Command::Vectors {
             command:

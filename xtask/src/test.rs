@@ -165,7 +165,8 @@ pub fn run() -> Result<bool> {
     });
 
     // The same vectors with each single provider, in child processes (a process picks its
-    // provider once).
+    // provider once). As above, a skipped vector fails the step: the child's exit status
+    // says so with --fail-on-skip.
     for (name, provider) in [
         ("vectors decrypt, ring provider", "ring"),
         ("vectors decrypt, aws-lc provider", "aws-lc"),
@@ -182,6 +183,7 @@ pub fn run() -> Result<bool> {
                 "decrypt",
                 "--provider",
                 provider,
+                "--fail-on-skip",
             ]))?,
         });
     }

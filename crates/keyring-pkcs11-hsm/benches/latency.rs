@@ -1,7 +1,8 @@
 //! Per-message latency of the HSM keyrings next to the raw AES keyring, measured in one run.
 //!
-//! Needs the SoftHSM2 token: `cargo xtask bench --hsm` sets one up and runs this bench
-//! (by hand: `cargo xtask softhsm -- cargo bench -p keyring-pkcs11-hsm --bench latency`).
+//! Needs the SoftHSM2 token: `cargo xtask softhsm -- cargo bench -p keyring-pkcs11-hsm --bench
+//! latency`. (`cargo xtask bench` measures the same cases in its own table, rows `pkcs11-aes`
+//! and `pkcs11-rsa`; `--hsm` for those alone.)
 //! Each iteration is one whole 1 KiB message through `Client` with the committing unsigned
 //! suite, so the numbers are the keyring's cost plus a small constant for the message itself;
 //! the raw AES row is that constant's baseline.

@@ -285,7 +285,8 @@ impl AesInner {
         self.token.run(|s| {
             let handle = self.token.handle(s, &self.key)?;
             let mut iv = [0u8; IV_LEN];
-            self.token.fill_random(&s.session, &mut iv)?;
+            self.token
+                .fill_random(&s.session, &mut iv, crate::PURPOSE_IV)?;
             let chosen = iv;
             let params = gcm_params(&mut iv, aad)?;
             let wrapped = s
@@ -315,7 +316,7 @@ impl AesInner {
             Some(key) => key,
             None => {
                 let mut buf = Zeroizing::new(vec![0u8; key_len]);
-                self.token.random(&mut buf)?;
+                self.token.random(&mut buf, crate::PURPOSE_DATA_KEY)?;
                 DataKey::new(std::mem::take(&mut *buf))
             }
         };

@@ -87,7 +87,8 @@ impl From<UserType> for cryptoki::session::UserType {
     }
 }
 
-/// Where data keys (and AES-GCM IVs) come from.
+/// Where data keys (and AES-GCM IVs) come from. Each draw is reported as a `tracing`
+/// event (target [`RNG_TRACE_TARGET`](crate::RNG_TRACE_TARGET)) naming its source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RandomSource {
     /// The SDK's system CSPRNG (no token round trip).

@@ -82,6 +82,16 @@
 //! [`Pkcs11Error::MechanismUnsupported`] there. Use [`RsaPadding::OaepSha1`] (what the
 //! official SDKs call `OAEP_SHA1_MGF1`) or a token that implements the others.
 //!
+//! ## Random bytes
+//!
+//! Data keys (when the keyring generates them) and AES-GCM IVs come from the source
+//! [`Pkcs11Config::random_source`] names: the SDK's system CSPRNG ([`RandomSource::System`],
+//! the default) or the token's RNG through `C_GenerateRandom` ([`RandomSource::Token`]).
+//! Every draw emits a `DEBUG` [`tracing`] event with target [`RNG_TRACE_TARGET`] and the fields
+//! `token`, `source` (`"token"` or `"system"`), `purpose` (`"data key"` or `"AES-GCM IV"`) and
+//! `bytes` (how many; never the bytes themselves), so an audit (or a test) can see where
+//! each data key came from.
+//!
 //! ## Errors
 //!
 //! Constructors return a typed [`Pkcs11Error`]: module not found, token not found, wrong
@@ -107,6 +117,14 @@ mod object;
 mod pool;
 pub mod rsa;
 mod token;
+
+/// The `tracing` target of the event each draw of random bytes emits (see
+/// [Random bytes](crate#random-bytes)).
+pub const RNG_TRACE_TARGET: &str = "keyring_pkcs11_hsm::rng";
+/// `purpose` of a draw for a data key.
+pub(crate) const PURPOSE_DATA_KEY: &str = "data key";
+/// `purpose` of a draw for an AES-GCM IV.
+pub(crate) const PURPOSE_IV: &str = "AES-GCM IV";
 
 pub use crate::aes::{AesKeyConfig, HsmAesKeyring};
 pub use crate::config::{

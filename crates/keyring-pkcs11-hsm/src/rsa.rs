@@ -554,20 +554,20 @@ impl Keyring for HsmRsaKeyring {
             Some(_) => materials.clone(),
             None => {
                 let suite = materials.suite();
+                let generate = move |inner: &RsaInner| -> Result<DataKey, Pkcs11Error> {
+                    let mut buf = Zeroizing::new(vec![0u8; suite.data_key_len()]);
+                    inner.token.random(&mut buf, crate::PURPOSE_DATA_KEY)?;
+                    Ok(DataKey::new(std::mem::take(&mut *buf)))
+                };
                 let key = match inner.token.random_source() {
-                    RandomSource::System => DataKey::generate(suite)
-                        .map_err(|e| inner.error(KeyringFailure::WrapFailed(e.to_string())))?,
+                    // The system RNG does not block: no need to leave the calling task.
+                    RandomSource::System => generate(inner),
                     RandomSource::Token => {
                         let worker = inner.clone();
-                        run_blocking(move || {
-                            let mut buf = Zeroizing::new(vec![0u8; suite.data_key_len()]);
-                            worker.token.random(&mut buf)?;
-                            Ok(DataKey::new(std::mem::take(&mut *buf)))
-                        })
-                        .await
-                        .map_err(|e| e.into_keyring_error(&inner.description))?
+                        run_blocking(move || generate(&worker)).await
                     }
-                };
+                }
+                .map_err(|e| e.into_keyring_error(&inner.description))?;
                 materials
                     .clone()
                     .with_data_key(key)

@@ -412,26 +412,55 @@ impl TokenInner {
         Ok(handle)
     }
 
-    /// Fill `out` from the configured random source.
-    pub(crate) fn fill_random(&self, session: &Session, out: &mut [u8]) -> Result<(), OpError> {
+    /// Fill `out` from the configured random source, for `purpose` (a
+    /// [`RNG_TRACE_TARGET`](crate::RNG_TRACE_TARGET) purpose).
+    pub(crate) fn fill_random(
+        &self,
+        session: &Session,
+        out: &mut [u8],
+        purpose: &'static str,
+    ) -> Result<(), OpError> {
         match self.random {
             RandomSource::Token => session
                 .generate_random_slice(out)
-                .map_err(|e| OpError::Ck(e, "generating random bytes (C_GenerateRandom)")),
+                .map_err(|e| OpError::Ck(e, "generating random bytes (C_GenerateRandom)"))?,
             RandomSource::System => esdk_core::crypto::provider()
                 .fill_random(out)
-                .map_err(|e| OpError::Fail(Pkcs11Error::Random(e.to_string()))),
+                .map_err(|e| OpError::Fail(Pkcs11Error::Random(e.to_string())))?,
         }
+        self.drew(purpose, out.len());
+        Ok(())
     }
 
     /// Fill `out` from the configured random source, with a session of its own if needed.
-    pub(crate) fn random(&self, out: &mut [u8]) -> Result<(), Pkcs11Error> {
+    pub(crate) fn random(&self, out: &mut [u8], purpose: &'static str) -> Result<(), Pkcs11Error> {
         match self.random {
-            RandomSource::Token => self.run(|s| self.fill_random(&s.session, out)),
-            RandomSource::System => esdk_core::crypto::provider()
-                .fill_random(out)
-                .map_err(|e| Pkcs11Error::Random(e.to_string())),
+            RandomSource::Token => self.run(|s| self.fill_random(&s.session, out, purpose)),
+            RandomSource::System => {
+                esdk_core::crypto::provider()
+                    .fill_random(out)
+                    .map_err(|e| Pkcs11Error::Random(e.to_string()))?;
+                self.drew(purpose, out.len());
+                Ok(())
+            }
         }
+    }
+
+    /// The [`RNG_TRACE_TARGET`](crate::RNG_TRACE_TARGET) event of one draw: where from,
+    /// what for, how many bytes (never the bytes).
+    fn drew(&self, purpose: &'static str, bytes: usize) {
+        let source = match self.random {
+            RandomSource::Token => "token",
+            RandomSource::System => "system",
+        };
+        tracing::debug!(
+            target: crate::RNG_TRACE_TARGET,
+            token = %self.label,
+            source,
+            purpose,
+            bytes,
+            "random bytes drawn"
+        );
     }
 
     pub(crate) fn random_source(&self) -> RandomSource {

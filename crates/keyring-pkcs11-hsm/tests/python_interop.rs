@@ -208,7 +208,7 @@ fn hsm_messages_interoperate_with_the_python_sdk() {
             // `cargo xtask test` filters this test out of its plain workspace run and runs it
             // in its interop step, which sets the variable.
             assert!(
-                std::env::var_os("CI").is_none(),
+                !common::ci(),
                 "CI is set but ESDK_INTEROP_SDK_PYTHON is not: the PKCS#11 interop test needs \
                  the Python SDK (run it through `cargo xtask interop`)"
             );

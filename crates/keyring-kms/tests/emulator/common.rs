@@ -3,6 +3,7 @@
 use aws_sdk_kms::config::{Credentials, Region};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_kms::Client;
+use base64::Engine as _;
 use keyring_kms::ClientSettings;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,12 @@ pub const WEST: &str = "us-west-2";
 pub const EAST: &str = "us-east-1";
 /// moto's default account.
 pub const ACCOUNT: &str = "123456789012";
+
+/// Whether this is a CI run: `CI` is set to something other than empty, `false` or `0` (the
+/// rule every test crate of the workspace uses).
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
 
 /// The emulator's endpoint from `AWS_ENDPOINT_URL`. Unset: panics under CI, otherwise
 /// prints a loud SKIP and returns `None`. A non-loopback endpoint always panics: these tests
@@ -34,9 +41,8 @@ pub fn endpoint() -> Option<String> {
             Some(url)
         }
         _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
             assert!(
-                !ci,
+                !ci(),
                 "AWS_ENDPOINT_URL is not set, but CI is: the KMS tests need the moto emulator. \
                  Run them with `cargo xtask moto cargo test -p keyring-kms`."
             );
@@ -159,6 +165,7 @@ struct ProxyState {
     throttle: AtomicUsize,
     blackhole: AtomicBool,
     rewrite: Mutex<Option<(String, String)>>,
+    plaintext: Mutex<Option<Vec<u8>>>,
     delay_ms: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -166,7 +173,7 @@ struct ProxyState {
 
 /// An HTTP/1.1 proxy in front of the emulator, running on the test's runtime: records
 /// requests, and on demand throttles, swallows requests (never answers), rewrites response
-/// bodies, or stops listening (connection refused).
+/// bodies (key ids, or the data key itself), or stops listening (connection refused).
 pub struct KmsProxy {
     pub url: String,
     state: Arc<ProxyState>,
@@ -217,6 +224,12 @@ impl KmsProxy {
     pub fn rewrite(&self, from: &str, to: &str) {
         assert_eq!(from.len(), to.len(), "rewrites keep Content-Length valid");
         *self.state.rewrite.lock().unwrap() = Some((from.to_owned(), to.to_owned()));
+    }
+
+    /// Replace the `Plaintext` (the data key) of every response that has one by `key`
+    /// (base64-encoded, as KMS sends it), or stop replacing it with `None`.
+    pub fn replace_plaintext(&self, key: Option<&[u8]>) {
+        *self.state.plaintext.lock().unwrap() = key.map(<[u8]>::to_vec);
     }
 
     /// Hold every request this long before forwarding it.
@@ -356,7 +369,46 @@ async fn forward(
             .replace(&from, &to)
             .into_bytes();
     }
+    let mut rhead = rhead;
+    if let Some(key) = st.plaintext.lock().unwrap().clone() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+        let text = String::from_utf8_lossy(&rbody).into_owned();
+        if let Some(replaced) = replace_json_string(&text, "Plaintext", &encoded) {
+            rbody = replaced.into_bytes();
+            rhead = with_content_length(&rhead, rbody.len());
+        }
+    }
     let mut r = with_connection_close(&rhead).into_bytes();
     r.extend_from_slice(&rbody);
     Ok(Some(r))
+}
+
+/// `json` with the string value of its top-level member `field` replaced by `value` (KMS's
+/// response members are flat and their base64 values need no escaping); `None` if `json`
+/// has no such member.
+fn replace_json_string(json: &str, field: &str, value: &str) -> Option<String> {
+    let key = format!("\"{field}\"");
+    let after_key = json.find(&key)? + key.len();
+    let colon = after_key + json[after_key..].find(':')?;
+    if !json[after_key..colon].trim().is_empty() {
+        return None;
+    }
+    let open = colon + 1 + json[colon + 1..].find('"')?;
+    if !json[colon + 1..open].trim().is_empty() {
+        return None;
+    }
+    let close = open + 1 + json[open + 1..].find('"')?;
+    Some(format!("{}{value}{}", &json[..=open], &json[close..]))
+}
+
+/// Set the `Content-Length` header of a response head to `len`.
+fn with_content_length(head: &str, len: usize) -> String {
+    let mut out: Vec<String> = head
+        .trim_end()
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
+        .map(str::to_owned)
+        .collect();
+    out.push(format!("Content-Length: {len}"));
+    out.join("\r\n") + "\r\n\r\n"
 }

@@ -149,6 +149,60 @@ async fn response_for_another_key() {
     assert!(text.contains(&a) && text.contains(&b), "{text}");
 }
 
+/// The proxy replaces the data key in KMS's answers by one of another length: encrypt and
+/// decrypt refuse it with `PlaintextLength`, naming the key.
+#[tokio::test]
+async fn response_with_a_data_key_of_the_wrong_length() {
+    let endpoint = emulator_or_skip!();
+    let proxy = KmsProxy::start(&endpoint).await;
+    let kms = client(&proxy.url, WEST);
+    let arn = symmetric_key(&kms).await;
+    let keyring = KmsKeyring::new(&arn, kms).unwrap();
+    let good = keyring.on_encrypt(&enc_materials()).await.unwrap();
+    let expected = suite().data_key_len();
+    assert_eq!(expected, 32);
+
+    for wrong in [16, expected - 1, expected + 1] {
+        proxy.replace_plaintext(Some(&vec![0x42; wrong]));
+        let err = keyring.on_encrypt(&enc_materials()).await.unwrap_err();
+        assert!(
+            matches!(the_kms_error(&err), KmsError::PlaintextLength { operation: KmsOperation::GenerateDataKey, key_id, expected: e, actual }
+                if *key_id == arn && *e == expected && *actual == wrong),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&arn) && text.contains(&format!("returned a {wrong}-byte data key")),
+            "{text}"
+        );
+
+        let err = keyring
+            .on_decrypt(&dec_materials("a"), good.encrypted_data_keys())
+            .await
+            .unwrap_err();
+        let reason = only_reason(&err);
+        assert!(
+            matches!(reason, KmsError::PlaintextLength { operation: KmsOperation::Decrypt, key_id, expected: e, actual }
+                if *key_id == arn && *e == expected && *actual == wrong),
+            "{reason:?}"
+        );
+        assert_eq!(reason.key_id(), Some(arn.as_str()));
+        assert!(err.to_string().contains(&arn), "{err}");
+    }
+
+    // The same key and EDK work again once the answers are left alone.
+    proxy.replace_plaintext(None);
+    let opened = keyring
+        .on_decrypt(&dec_materials("a"), good.encrypted_data_keys())
+        .await
+        .unwrap();
+    assert_eq!(
+        opened.data_key().unwrap().as_bytes(),
+        good.data_key().unwrap().as_bytes()
+    );
+    keyring.on_encrypt(&enc_materials()).await.unwrap();
+}
+
 #[tokio::test]
 async fn malformed_provider_info_fails_outright() {
     let endpoint = emulator_or_skip!();

@@ -36,11 +36,17 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Whether this is a CI run: `CI` is set to something other than empty, `false` or `0` (the
+/// rule every test crate of the workspace uses).
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 /// The SoftHSM2 environment; `None` (after a loud message) when it is absent outside CI.
-/// In CI (`CI` set), an absent environment fails the test.
+/// In CI (see [`ci`]), an absent environment fails the test.
 pub fn env() -> Option<Env> {
     let Ok(module) = std::env::var("ESDK_PKCS11_MODULE") else {
-        if std::env::var_os("CI").is_some() {
+        if ci() {
             panic!(
                 "CI is set but ESDK_PKCS11_MODULE is not: the PKCS#11 tests need SoftHSM2; run \
                  them with `cargo xtask softhsm -- cargo test -p keyring-pkcs11-hsm` (or `cargo xtask test`)"
