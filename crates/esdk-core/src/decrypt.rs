@@ -149,6 +149,22 @@ impl MessageDecryptor {
         Ok(Some(frame))
     }
 
+    /// Account for `count` regular frames that the caller parsed and checked itself (place in
+    /// the sequence, IV, kind) and authenticated, without reading them again: the parallel
+    /// decrypt of an unsigned message, whose threads check every frame they open. Signed
+    /// messages must feed every byte to the signature hash, so they are refused here.
+    pub(crate) fn skip_checked_regular_frames(&mut self, count: usize) -> Result<()> {
+        if self.verifier.is_some() || self.body_done || self.content_type != ContentType::Framed {
+            return Err(Error::Crypto("frames skipped where they must be read"));
+        }
+        let count = u32::try_from(count).map_err(|_| crate::error::FormatError::TooManyFrames)?;
+        self.next_sequence = self
+            .next_sequence
+            .checked_add(count)
+            .ok_or(crate::error::FormatError::TooManyFrames)?;
+        Ok(())
+    }
+
     /// After the body: parse and verify the footer for signed suites. Returns the footer's
     /// length (0 for unsigned suites), or `Ok(None)` if more input is needed. Once it has
     /// succeeded or failed, later calls repeat that outcome (a failure as

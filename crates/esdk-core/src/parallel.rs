@@ -307,10 +307,14 @@ pub(crate) fn decrypt_body(
     plaintext: &mut Vec<u8>,
     threads: usize,
 ) -> Result<usize> {
-    if let Some(layout) = scan_layout(&message[pos..], frame_length) {
-        if worth_spreading(threads, layout.regular as u64, frame_length) {
-            let (workers, inline) = split_threads(threads, decryptor.is_signed());
-            return open_spread(decryptor, message, pos, layout, plaintext, workers, inline);
+    // Finding the layout touches every frame: only where threads could be used at all.
+    let body_len = message.len().saturating_sub(pos) as u64;
+    if threads > 1 && body_len >= MIN_PARALLEL_BYTES {
+        if let Some(layout) = scan_layout(&message[pos..], frame_length) {
+            if worth_spreading(threads, layout.regular as u64, frame_length) {
+                let (workers, inline) = split_threads(threads, decryptor.is_signed());
+                return open_spread(decryptor, message, pos, layout, plaintext, workers, inline);
+            }
         }
     }
     decrypt_sequential(decryptor, message, pos, plaintext)
@@ -436,8 +440,18 @@ fn open_spread(
         }
         drop(fail_tx);
         // Meanwhile, walk the frames in order: sequence numbers, IVs and the signature hash.
+        // Unsigned messages need no hash, and the threads check each regular frame's place,
+        // IV and kind as they open it: only the final frame is left (a second pass over a
+        // large body costs a cache miss per frame).
         let mut p = pos;
         let mut index = 0usize;
+        if !decryptor.is_signed() {
+            decryptor
+                .skip_checked_regular_frames(layout.regular)
+                .map_err(|e| (0, e))?;
+            p += layout.regular * rw;
+            index = layout.regular;
+        }
         while !decryptor.body_done() {
             if failed.at_or_before(index) {
                 break;

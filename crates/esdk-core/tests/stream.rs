@@ -313,6 +313,30 @@ fn parallel_one_shot_decrypt_reports_the_earliest_tampered_frame() {
             );
         }
     }
+    // Each frame's place is checked on the threads too: an IV or a sequence number changed
+    // deep in the body is named as such.
+    let frame_at = |index: usize| header_len + index * (FL + 32);
+    let mut bad_iv = message.clone();
+    bad_iv[frame_at(700) + 4 + 11] ^= 0x01;
+    let err = client
+        .decrypt_blocking(&source(), &bad_iv, &DecryptOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Format(esdk_core::FormatError::FrameIv(701))),
+        "{err}"
+    );
+    let mut bad_sequence = message.clone();
+    bad_sequence[frame_at(900) + 3] ^= 0x01;
+    let err = client
+        .decrypt_blocking(&source(), &bad_sequence, &DecryptOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Format(esdk_core::FormatError::SequenceNumber { expected: 901, .. })
+        ),
+        "{err}"
+    );
 }
 
 /// After a failure the reader stays failed.
