@@ -509,6 +509,32 @@ fn flush_writes_every_complete_frame() {
     }
 }
 
+/// Flushing while worker threads seal (a message past the 4 MiB threshold) hands out every
+/// complete frame too, and the message stays whole.
+#[test]
+fn flush_with_worker_threads_running() {
+    const FL: usize = 4096;
+    let client = client_for(UNSIGNED, 2);
+    let mut w =
+        EncryptingWriter::new(&client, &source(), &options(UNSIGNED, 4096), Vec::new()).unwrap();
+    w.flush().unwrap();
+    let header_len = w.get_ref().len();
+    let plaintext = Prng::new(3).bytes(5 * 1024 * 1024 + 100);
+    let (first, second) = plaintext.split_at(4 * 1024 * 1024 + 3 * FL + 10);
+    for chunk in first.chunks(100_000) {
+        w.write_all(chunk).unwrap();
+    }
+    w.flush().unwrap();
+    let complete = first.len() / FL;
+    assert_eq!(w.get_ref().len(), header_len + complete * (FL + 32));
+    w.write_all(second).unwrap();
+    let message = w.finish().unwrap();
+    let out = client
+        .decrypt_blocking(&source(), &message, &DecryptOptions::default())
+        .unwrap();
+    assert!(out.plaintext == plaintext);
+}
+
 /// A reader that hands out a message in scripted pieces, like a socket whose peer sends a bit
 /// at a time, and checks at the start of every piece that the decryptor released every
 /// complete regular frame before asking for more.
