@@ -1,7 +1,8 @@
 //! What can go wrong between this crate and a PKCS#11 token.
 //!
 //! [`Pkcs11Error`] is returned by the constructors ([`Pkcs11Token::open`],
-//! [`HsmAesKeyring::new`], [`HsmRsaKeyring::new`]). The keyrings' `on_encrypt` and
+//! [`HsmAesKeyring::new`], [`HsmRsaKeyring::new`]; the RSA keyring's refuses a key too small
+//! for its padding with [`Pkcs11Error::KeyTooSmall`]). The keyrings' `on_encrypt` and
 //! `on_decrypt` return the SDK's `KeyringError`: a token fault travels inside it as
 //! `KeyringFailure::Backend` and can be recovered with [`Pkcs11Error::from_keyring_error`];
 //! an EDK the token refused to unwrap (tampered, another key, another encryption context) is
@@ -13,6 +14,7 @@
 //! [`HsmAesKeyring::new`]: crate::HsmAesKeyring::new
 //! [`HsmRsaKeyring::new`]: crate::HsmRsaKeyring::new
 
+use crate::rsa::{RsaPadding, MAX_DATA_KEY_LEN};
 use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
 use esdk_core::{KeyringError, KeyringFailure};
@@ -141,6 +143,27 @@ pub enum Pkcs11Error {
     KeyPairMismatch {
         /// The private key's label.
         label: String,
+    },
+
+    /// The RSA key's modulus is too short for the padding to wrap the longest data key
+    /// ([`MAX_DATA_KEY_LEN`] bytes); see [`RsaPadding::max_plaintext_len`].
+    #[error(
+        "RSA key {key:?} in token {token:?} has {bits} bits: with {} it can wrap at most {max} \
+         bytes, but data keys can be {MAX_DATA_KEY_LEN} bytes; use a larger key or another padding",
+        .padding.mechanism_name()
+    )]
+    KeyTooSmall {
+        /// The token's label.
+        token: String,
+        /// The key object's label (private or public key object), or `(public key given as
+        /// X.509)` for a public key configured as PEM or DER.
+        key: String,
+        /// The modulus size in bits.
+        bits: usize,
+        /// The padding configured.
+        padding: RsaPadding,
+        /// The longest plaintext this key and padding can wrap, in bytes (0 if none).
+        max: usize,
     },
 
     /// A public key given in software could not be parsed.

@@ -95,10 +95,11 @@
 //! ## Errors
 //!
 //! Constructors return a typed [`Pkcs11Error`]: module not found, token not found, wrong
-//! PIN, key not found or of the wrong type, mechanism unsupported, and so on. During
-//! encryption and decryption a token fault reaches the caller as the SDK's `KeyringError`
-//! with `KeyringFailure::Backend`, from which [`Pkcs11Error::from_keyring_error`] recovers
-//! it; an EDK the token refused to unwrap (tampered, another key or encryption context) is
+//! PIN, key not found or of the wrong type, RSA key too small for its padding
+//! ([`Pkcs11Error::KeyTooSmall`]), mechanism unsupported, and so on. During encryption and
+//! decryption a token fault reaches the caller as the SDK's `KeyringError` with
+//! `KeyringFailure::Backend`, from which [`Pkcs11Error::from_keyring_error`] recovers it; an
+//! EDK the token refused to unwrap (tampered, another key or encryption context) is
 //! `KeyringFailure::UnwrapFailed`, decided without trusting the token's error code (SoftHSM2
 //! reports a bad GCM tag as `CKR_GENERAL_ERROR`). No error or `Debug` output ever holds the
 //! PIN or key material.
@@ -132,7 +133,7 @@ pub use crate::config::{
 };
 pub use crate::error::Pkcs11Error;
 pub use crate::pool::SessionStats;
-pub use crate::rsa::{HsmRsaKeyring, RsaKeyConfig, RsaPadding};
+pub use crate::rsa::{HsmRsaKeyring, RsaKeyConfig, RsaPadding, MAX_DATA_KEY_LEN};
 pub use crate::token::Pkcs11Token;
 /// The `cryptoki` crate this one is built on (for [`Pkcs11Token::context`]).
 pub use cryptoki;

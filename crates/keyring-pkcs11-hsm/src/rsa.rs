@@ -10,6 +10,18 @@
 //! configured padding once in the token and reports
 //! [`Pkcs11Error::MechanismUnsupported`] naming the padding.
 //!
+//! The key must be large enough for the padding to carry the longest data key of any
+//! algorithm suite ([`MAX_DATA_KEY_LEN`], 32 bytes): OAEP costs twice the hash length plus 2
+//! bytes of the modulus, PKCS#1 v1.5 11 bytes (see [`RsaPadding::max_plaintext_len`]).
+//! Construction checks every modulus it learns (the token's private and public key objects,
+//! a public key given in software) and refuses one that is too small with
+//! [`Pkcs11Error::KeyTooSmall`] before it tries the token: e.g. a 512-bit key with
+//! OAEP-SHA-1 (at most 22 bytes), or a 1024-bit key with OAEP-SHA-384 (30 bytes) or
+//! OAEP-SHA-512 (none). Only a decrypt-only keyring whose private key object hides its
+//! `CKA_MODULUS` cannot be checked. Keys under 1024 bits that the padding could serve are
+//! still refused, as [`Pkcs11Error::PublicKey`]: the `rsa` crate that wraps does not take
+//! them.
+//!
 //! PKCS#1 v1.5 is offered for compatibility with existing messages; a token that unwraps it
 //! answers differently for well- and badly-padded inputs, the classic Bleichenbacher oracle.
 //! This keyring reports every PKCS#1 v1.5 EDK that does not unwrap to a data key with the
@@ -36,6 +48,10 @@ use rsa::BoxedUint;
 use std::fmt;
 use std::sync::Arc;
 use zeroize::Zeroizing;
+
+/// The longest data key of any ESDK algorithm suite, in bytes. The keyring's RSA key must be
+/// able to wrap it with the chosen padding (checked at construction).
+pub const MAX_DATA_KEY_LEN: usize = 32;
 
 /// The RSA padding scheme, as in the raw RSA keyring (the MGF1 hash equals the OAEP hash;
 /// the OAEP label is empty).
@@ -73,6 +89,20 @@ impl RsaPadding {
             Self::OaepSha384 => oaep(MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
             Self::OaepSha512 => oaep(MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
         }
+    }
+
+    /// The longest plaintext, in bytes, that a key with a modulus of `modulus_len` bytes can
+    /// encrypt with this padding (`None` if it cannot encrypt anything): the modulus length
+    /// less 11 bytes for PKCS#1 v1.5, less twice the hash length plus 2 for OAEP.
+    pub fn max_plaintext_len(self, modulus_len: usize) -> Option<usize> {
+        let overhead = match self {
+            Self::Pkcs1v15 => 11,
+            Self::OaepSha1 => 2 * 20 + 2,
+            Self::OaepSha256 => 2 * 32 + 2,
+            Self::OaepSha384 => 2 * 48 + 2,
+            Self::OaepSha512 => 2 * 64 + 2,
+        };
+        modulus_len.checked_sub(overhead)
     }
 
     /// The PKCS#11 mechanism and parameters, for messages.
@@ -201,6 +231,35 @@ fn public_from_parts(n: &[u8], e: &[u8]) -> Result<rsa::PublicKey, Pkcs11Error> 
     rsa::PublicKey::new(n, e).map_err(|e| Pkcs11Error::PublicKey(e.to_string()))
 }
 
+/// How [`Pkcs11Error::KeyTooSmall`] names a public key given in software (PEM or DER).
+const SOFTWARE_PUBLIC_KEY: &str = "(public key given as X.509)";
+
+/// Refuse a key whose modulus (big-endian, leading zeros allowed) is too short for `padding`
+/// to carry a [`MAX_DATA_KEY_LEN`]-byte data key.
+fn check_key_size(
+    token: &str,
+    key: &str,
+    padding: RsaPadding,
+    modulus: &[u8],
+) -> Result<(), Pkcs11Error> {
+    let n = trim(modulus);
+    let max = padding.max_plaintext_len(n.len()).unwrap_or(0);
+    if max >= MAX_DATA_KEY_LEN {
+        return Ok(());
+    }
+    let bits = match n.first() {
+        Some(top) => n.len() * 8 - top.leading_zeros() as usize,
+        None => 0,
+    };
+    Err(Pkcs11Error::KeyTooSmall {
+        token: token.to_owned(),
+        key: key.to_owned(),
+        bits,
+        padding,
+        max,
+    })
+}
+
 /// Modulus and public exponent of a key object, when the token reports them.
 fn public_parts(attrs: Vec<Attribute>) -> (Option<Vec<u8>>, Option<Vec<u8>>, Option<bool>) {
     let (mut n, mut e, mut decrypt) = (None, None, None);
@@ -216,8 +275,10 @@ fn public_parts(attrs: Vec<Attribute>) -> (Option<Vec<u8>>, Option<Vec<u8>>, Opt
 }
 
 impl HsmRsaKeyring {
-    /// Find the keys, check their types and that they form a pair, and try the padding in
-    /// the token once. Blocking; from async code use [`new_async`](Self::new_async).
+    /// Find the keys, check their types, that they form a pair and that the key is large
+    /// enough for the padding to wrap a [`MAX_DATA_KEY_LEN`]-byte data key (else
+    /// [`Pkcs11Error::KeyTooSmall`]), and try the padding in the token once. Blocking; from
+    /// async code use [`new_async`](Self::new_async).
     pub fn new(token: &Pkcs11Token, config: RsaKeyConfig) -> Result<Self, Pkcs11Error> {
         check_namespace_and_name(&config.namespace, &config.name)?;
         let inner = token.inner.clone();
@@ -310,6 +371,17 @@ impl HsmRsaKeyring {
         if let Some((_, _, Some(false))) = &private_parts {
             return Err(unusable("the private key's CKA_DECRYPT is false"));
         }
+        // Every modulus the token reported must carry a data key with this padding. Checked
+        // before parsing: the `rsa` crate refuses moduli under 1024 bits with a vaguer error.
+        let token_moduli = [
+            (private.as_ref(), &private_parts),
+            (public_ref.as_ref().map(|(key, _)| key), &public_parts_token),
+        ];
+        for (key, parts) in token_moduli {
+            if let (Some(key), Some((Some(n), _, _))) = (key, parts) {
+                check_key_size(inner.label(), &key.label, config.padding, n)?;
+            }
+        }
         let public = match (&config.public, &public_parts_token, &private_parts) {
             (PublicSource::Der(der), _, _) => Some(
                 rsa::PublicKey::from_public_key_der(der)
@@ -344,6 +416,17 @@ impl HsmRsaKeyring {
             (None, Some(n)) => trim(n).len(),
             (None, None) => 0,
         };
+        // A public key given in software is only known now.
+        if let (PublicSource::Der(_) | PublicSource::Pem(_), Some(public)) =
+            (&config.public, &public)
+        {
+            check_key_size(
+                inner.label(),
+                SOFTWARE_PUBLIC_KEY,
+                config.padding,
+                &public.n_bytes(),
+            )?;
+        }
         let description = format!(
             "PKCS#11 RSA keyring (namespace {:?}, name {:?}, token {:?}, key label {:?}, {})",
             config.namespace,
@@ -644,6 +727,51 @@ impl Keyring for HsmRsaKeyring {
                 failures.extend(token_failures);
                 Err(inner.error(KeyringFailure::UnwrapFailed(failures)))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use esdk_core::AlgorithmSuite;
+
+    #[test]
+    fn max_data_key_len_is_the_longest_suite_key() {
+        let longest = AlgorithmSuite::ALL
+            .iter()
+            .map(|s| s.data_key_len())
+            .max()
+            .unwrap();
+        assert_eq!(MAX_DATA_KEY_LEN, longest);
+    }
+
+    #[test]
+    fn max_plaintext_len_per_padding() {
+        assert_eq!(RsaPadding::Pkcs1v15.max_plaintext_len(256), Some(245));
+        assert_eq!(RsaPadding::OaepSha1.max_plaintext_len(64), Some(22));
+        assert_eq!(RsaPadding::OaepSha256.max_plaintext_len(128), Some(62));
+        assert_eq!(RsaPadding::OaepSha384.max_plaintext_len(128), Some(30));
+        assert_eq!(RsaPadding::OaepSha512.max_plaintext_len(128), None);
+        assert_eq!(RsaPadding::OaepSha512.max_plaintext_len(256), Some(126));
+    }
+
+    #[test]
+    fn key_size_check_counts_bits_and_allows_exactly_enough() {
+        // 74 bytes with OAEP-SHA-1 leave exactly 32: accepted; 73 leave 31.
+        let mut n = vec![0xC3u8; 74];
+        assert!(check_key_size("t", "k", RsaPadding::OaepSha1, &n).is_ok());
+        n.remove(0);
+        // A leading zero byte and a top byte of 0x01 (a 577-bit modulus).
+        n[0] = 0x01;
+        n.insert(0, 0x00);
+        match check_key_size("t", "k", RsaPadding::OaepSha1, &n) {
+            Err(Pkcs11Error::KeyTooSmall {
+                bits, max, padding, ..
+            }) => {
+                assert_eq!((bits, max, padding), (577, 31, RsaPadding::OaepSha1));
+            }
+            other => panic!("expected KeyTooSmall, got {other:?}"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! RSA mode against SoftHSM2: round trips with OAEP-SHA1 and PKCS#1 v1.5, EDKs checked with
-//! the `rsa` crate holding the known private key (both directions), and the padding
-//! SoftHSM2 2.6 lacks reported as such.
+//! the `rsa` crate holding the known private key (both directions), the padding SoftHSM2 2.6
+//! lacks reported as such, and keys too small for their padding refused at construction.
 
 mod common;
 
@@ -8,7 +8,12 @@ use esdk_core::{
     AlgorithmSuite, Client, DecryptOptions, DecryptionMaterials, EncryptOptions, EncryptedDataKey,
     EncryptionContext, EncryptionMaterials, Keyring, KeyringFailure, MaterialsSource,
 };
-use keyring_pkcs11_hsm::{HsmRsaKeyring, Pkcs11Error, Pkcs11Token, RsaKeyConfig, RsaPadding};
+use keyring_pkcs11_hsm::cryptoki::mechanism::Mechanism;
+use keyring_pkcs11_hsm::cryptoki::object::{Attribute, AttributeType};
+use keyring_pkcs11_hsm::cryptoki::session::Session;
+use keyring_pkcs11_hsm::{
+    HsmRsaKeyring, Pkcs11Error, Pkcs11Token, RsaKeyConfig, RsaPadding, MAX_DATA_KEY_LEN,
+};
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 
@@ -331,4 +336,181 @@ fn pkcs1_failures_read_the_same_whether_padding_or_length_is_wrong() {
     );
     let oaep_bad = decrypt(&oaep, one);
     assert!(oaep_bad.contains("token said: "), "{oaep_bad}");
+}
+
+/// Generate an RSA key pair of `bits` bits in the token as session objects (gone when the
+/// returned session closes), both objects labelled `label`; returns the public key.
+fn generate_session_key_pair(
+    token: &Pkcs11Token,
+    label: &str,
+    bits: u64,
+) -> (Session, rsa::PublicKey) {
+    let session = token.context().open_rw_session(token.slot()).unwrap();
+    let label = label.as_bytes().to_vec();
+    let (public, _private) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::Label(label.clone()),
+                Attribute::ModulusBits(bits.into()),
+                Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                Attribute::Encrypt(true),
+            ],
+            &[
+                Attribute::Token(false),
+                Attribute::Label(label),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Decrypt(true),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("generating an RSA-{bits} key pair in the token: {e}"));
+    let (mut n, mut e) = (Vec::new(), Vec::new());
+    for attr in session
+        .get_attributes(
+            public,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .unwrap()
+    {
+        match attr {
+            Attribute::Modulus(v) => n = v,
+            Attribute::PublicExponent(v) => e = v,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        u64::try_from(n.len() * 8).unwrap(),
+        bits,
+        "modulus of the generated key"
+    );
+    // `rsa::PublicKey::new` refuses moduli under 1024 bits; this one only describes the key.
+    let public = rsa::PublicKey::new_unchecked(
+        rsa::BoxedUint::from_be_slice_vartime(&n),
+        rsa::BoxedUint::from_be_slice_vartime(&e),
+    );
+    (session, public)
+}
+
+fn expect_too_small(
+    result: Result<HsmRsaKeyring, Pkcs11Error>,
+    token: &str,
+    key: &str,
+    bits: usize,
+    padding: RsaPadding,
+    max: usize,
+) {
+    match result {
+        Err(
+            ref e @ Pkcs11Error::KeyTooSmall {
+                token: ref t,
+                key: ref k,
+                bits: b,
+                padding: p,
+                max: m,
+            },
+        ) => {
+            assert_eq!(
+                (t.as_str(), k.as_str(), b, p, m),
+                (token, key, bits, padding, max),
+                "{e}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "RSA key {key:?} in token {token:?} has {bits} bits: with {} it can wrap at \
+                     most {max} bytes, but data keys can be 32 bytes; use a larger key or \
+                     another padding",
+                    padding.mechanism_name()
+                )
+            );
+        }
+        other => panic!("{key} with {padding:?}: expected KeyTooSmall, got {other:?}"),
+    }
+}
+
+#[test]
+fn keys_too_small_for_the_padding_are_refused_at_construction() {
+    let Some(env) = common::env() else { return };
+    let token = env.token(2);
+    assert_eq!(MAX_DATA_KEY_LEN, 32);
+    let new = |config: RsaKeyConfig| HsmRsaKeyring::new(&token, config);
+
+    // RSA-512 with OAEP-SHA-1: 64 - 42 = 22 bytes < 32. Refused whether the key comes as the
+    // private key object (with its public object), or as the public key object alone.
+    let (_s512, _) = generate_session_key_pair(&token, "rsa-512-too-small", 512);
+    assert_eq!(RsaPadding::OaepSha1.max_plaintext_len(64), Some(22));
+    expect_too_small(
+        new(RsaKeyConfig::new("hsm-rsa", "small", RsaPadding::OaepSha1)
+            .private_key_label("rsa-512-too-small")),
+        &env.token,
+        "rsa-512-too-small",
+        512,
+        RsaPadding::OaepSha1,
+        22,
+    );
+    expect_too_small(
+        new(RsaKeyConfig::new("hsm-rsa", "small", RsaPadding::OaepSha1)
+            .public_key_label("rsa-512-too-small", None)),
+        &env.token,
+        "rsa-512-too-small",
+        512,
+        RsaPadding::OaepSha1,
+        22,
+    );
+    // PKCS#1 v1.5 could carry 53 bytes in it, so it is not KeyTooSmall; the `rsa` crate that
+    // wraps refuses moduli under 1024 bits.
+    let err = new(RsaKeyConfig::new("hsm-rsa", "small", RsaPadding::Pkcs1v15)
+        .private_key_label("rsa-512-too-small"))
+    .unwrap_err();
+    assert!(matches!(err, Pkcs11Error::PublicKey(_)), "{err}");
+
+    // RSA-1024: OAEP-SHA-384 leaves 30 bytes, OAEP-SHA-512 none. Refused before the token is
+    // asked (SoftHSM2 2.6 would otherwise report the SHA-2 OAEP as unsupported), also when
+    // the only key is an X.509 public key given in software.
+    let (_s1024, public1024) = generate_session_key_pair(&token, "rsa-1024-small", 1024);
+    expect_too_small(
+        new(
+            RsaKeyConfig::new("hsm-rsa", "small", RsaPadding::OaepSha384)
+                .private_key_label("rsa-1024-small"),
+        ),
+        &env.token,
+        "rsa-1024-small",
+        1024,
+        RsaPadding::OaepSha384,
+        30,
+    );
+    let pem = public1024.to_public_key_pem(LineEnding::LF).unwrap();
+    expect_too_small(
+        new(RsaKeyConfig::new("hsm-rsa", "small", RsaPadding::OaepSha512).public_key_pem(pem)),
+        &env.token,
+        "(public key given as X.509)",
+        1024,
+        RsaPadding::OaepSha512,
+        0,
+    );
+
+    // Controls: the same RSA-1024 key with OAEP-SHA-1 (86 bytes) and the token's RSA-2048 key
+    // (214 bytes) are accepted and round-trip.
+    for (label, padding) in [
+        ("rsa-1024-small", RsaPadding::OaepSha1),
+        (env.rsa_label.as_str(), RsaPadding::OaepSha1),
+        (env.rsa_label.as_str(), RsaPadding::Pkcs1v15),
+    ] {
+        let k = keyring(&token, label, padding);
+        let m =
+            pollster::block_on(k.on_encrypt(&EncryptionMaterials::new(SUITE, context()))).unwrap();
+        let d = pollster::block_on(k.on_decrypt(
+            &DecryptionMaterials::new(SUITE, context()),
+            m.encrypted_data_keys(),
+        ))
+        .unwrap();
+        assert_eq!(
+            d.data_key().unwrap().as_bytes(),
+            m.data_key().unwrap().as_bytes(),
+            "{label} {padding:?}"
+        );
+    }
 }
