@@ -316,30 +316,16 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
                     .ciphertext;
                 let sample = std::rc::Rc::new(sample);
                 let plaintext = &plaintext;
-                {
-                    let (client, source, opts) = (client, source.clone(), opts.clone());
-                    cases.push((
-                        esdk_row(suite, "encrypt", size, threads, 0.0, "one-shot", &provider),
-                        Box::new(move || {
-                            let out = client.encrypt_blocking(&source, plaintext, &opts);
-                            std::hint::black_box(out.map(|o| o.ciphertext.len()).ok());
-                        }),
-                    ));
-                }
-                {
-                    let (client, source, sample) = (client, source.clone(), sample.clone());
-                    cases.push((
-                        esdk_row(suite, "decrypt", size, threads, 0.0, "one-shot", &provider),
-                        Box::new(move || {
-                            let out = client.decrypt_blocking(
-                                &source,
-                                &sample,
-                                &DecryptOptions::default(),
-                            );
-                            std::hint::black_box(out.map(|o| o.plaintext.len()).ok());
-                        }),
-                    ));
-                }
+                let [encrypt, decrypt] =
+                    one_shot_cases(client, &source, opts.clone(), plaintext, sample.clone());
+                cases.push((
+                    esdk_row(suite, "encrypt", size, threads, 0.0, "one-shot", &provider),
+                    encrypt,
+                ));
+                cases.push((
+                    esdk_row(suite, "decrypt", size, threads, 0.0, "one-shot", &provider),
+                    decrypt,
+                ));
                 if size >= 256 * MIB {
                     let (source2, opts2) = (source.clone(), opts.clone());
                     cases.push((
@@ -380,30 +366,10 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
                         row.keyring = Some(*keyring);
                         row
                     };
-                    let (encrypt_row, decrypt_row) = (row("encrypt"), row("decrypt"));
-                    let plaintext = &plaintext;
-                    {
-                        let source = source.clone();
-                        cases.push((
-                            encrypt_row,
-                            Box::new(move || {
-                                let out = client.encrypt_blocking(&source, plaintext, &opts);
-                                std::hint::black_box(out.map(|o| o.ciphertext.len()).ok());
-                            }),
-                        ));
-                    }
-                    let source = source.clone();
-                    cases.push((
-                        decrypt_row,
-                        Box::new(move || {
-                            let out = client.decrypt_blocking(
-                                &source,
-                                &sample,
-                                &DecryptOptions::default(),
-                            );
-                            std::hint::black_box(out.map(|o| o.plaintext.len()).ok());
-                        }),
-                    ));
+                    let [encrypt, decrypt] =
+                        one_shot_cases(client, source, opts, &plaintext, std::rc::Rc::new(sample));
+                    cases.push((row("encrypt"), encrypt));
+                    cases.push((row("decrypt"), decrypt));
                 }
             }
             let mut fns: Vec<&mut dyn FnMut()> = cases
@@ -505,6 +471,30 @@ fn esdk_row(
         provider: provider.to_string(),
         keyring: Some(RAW_AES),
     }
+}
+
+/// Timed one-shot calls through `source`: encrypt `plaintext`, and decrypt `sample` (a message
+/// sealed once up front). Results are discarded (through `black_box`); the caller checked once
+/// that both calls succeed.
+fn one_shot_cases<'a>(
+    client: Client,
+    source: &MaterialsSource,
+    opts: EncryptOptions,
+    plaintext: &'a [u8],
+    sample: std::rc::Rc<Vec<u8>>,
+) -> [Box<dyn FnMut() + 'a>; 2] {
+    let encrypt_source = source.clone();
+    let decrypt_source = source.clone();
+    [
+        Box::new(move || {
+            let out = client.encrypt_blocking(&encrypt_source, plaintext, &opts);
+            std::hint::black_box(out.map(|o| o.ciphertext.len()).ok());
+        }),
+        Box::new(move || {
+            let out = client.decrypt_blocking(&decrypt_source, &sample, &DecryptOptions::default());
+            std::hint::black_box(out.map(|o| o.plaintext.len()).ok());
+        }),
+    ]
 }
 
 fn client(suite: AlgorithmSuite, threads: usize) -> Result<Client, String> {
